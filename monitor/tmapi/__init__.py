@@ -1,0 +1,1 @@
+"""TMAPI ``item_detail``: fetching offers and turning their JSON into domain objects."""
