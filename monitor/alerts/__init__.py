@@ -1,0 +1,1 @@
+"""Alerts: rules decide what is worth telling, messages say it, the outbox delivers it."""
