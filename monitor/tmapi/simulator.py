@@ -1,0 +1,522 @@
+"""A simulated TMAPI: a real HTTP/1.1 server on loopback that answers like ``item_detail``.
+
+Tests, the demo and the benchmarks talk to it over real sockets with the
+real client. It runs its own event loop in a background thread, so it works
+the same from sync code, from async tests and from the CLI::
+
+    with SimulatedTmapi(seed=1, items=10) as sim:
+        settings = TmapiSettings(token=None, base_url=sim.base_url)
+        sim.set_price(652702302959, "5674557541674", "27.50")
+        sim.fail(code=503, times=2)
+
+The HTTP side is :mod:`monitor.tmapi.loopback`, deliberately small so that
+it serves thousands of requests per second; response bodies are cached per
+item until the item changes.
+
+How a request is answered, first match wins:
+
+1. not ``/1688/item_detail``: HTTP 404; not GET: HTTP 405;
+2. a ``token`` is set and neither the ``apiToken`` query parameter nor the
+   ``apikey`` header matches it: **HTTP 401** with ``{"code": 401, "msg": ...}``;
+3. ``item_id`` missing or not a positive integer, or an undocumented
+   ``language``: HTTP 200 with code 422;
+4. a failure queued with :meth:`SimulatedTmapi.fail` (the item's own before
+   the global ones);
+5. an unknown or delisted item: HTTP 200 with code 417;
+6. the item's mode (else the global mode, see :class:`Mode`);
+7. ``{"code": 200, "msg": "success", "data": {...}}``.
+
+Scripting and introspection methods are thread-safe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import random
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qsl
+
+from monitor.tmapi.catalog import (
+    Event,
+    ItemTruth,
+    SimItem,
+    SimSku,
+    default_item_ids,
+    evolve_item,
+    generate_item,
+    render,
+    to_price,
+)
+from monitor.tmapi.loopback import LoopbackServer, Reply
+
+__all__ = ["Mode", "SimulatedTmapi", "encode", "main", "strip_prices"]
+
+_PATH = "/1688/item_detail"
+_LANGUAGES = frozenset({"en", "zh", "ru", "th", "pt", "es", "tr", "vi", "ja", "ko"})
+_CODE_MESSAGES = {
+    401: "apiToken is missing or invalid",
+    417: "item not found or temporarily unavailable",
+    422: "invalid request parameter",
+    439: "subscription expired or insufficient balance",
+    499: "request timeout",
+    500: "internal server error",
+    503: "too many concurrent requests",
+}
+
+
+class Mode(StrEnum):
+    """How an item answers. ``delay`` (see :meth:`SimulatedTmapi.set_mode`) applies to
+    SLOW (seconds before the answer) and DRIP (seconds between body bytes)."""
+
+    NORMAL = "normal"
+    SLOW = "slow"
+    DRIP = "drip"
+    INVALID_JSON = "invalid_json"  # HTTP 200, a body that is not JSON
+    TRUNCATED_JSON = "truncated_json"  # HTTP 200, the JSON cut in half (honest Content-Length)
+    EMPTY_DATA = "empty_data"  # {"code": 200, "msg": "success", "data": {}}
+    NO_PRICES = "no_prices"  # the data with every price removed
+
+
+@dataclass
+class _Failure:
+    code: int | None
+    http_status: int | None
+    retry_after: float | None
+    remaining: int
+
+
+def strip_prices(data: dict[str, Any]) -> None:
+    """Remove every price from a rendered ``data`` object (the NO_PRICES mode)."""
+    for key in ("price_info", "tiered_price_info", "sku_price_range", "sku_price_scale"):
+        data.pop(key, None)
+    for sku in data.get("skus", []):
+        sku["sale_price"] = None
+        sku.pop("origin_price", None)
+
+
+def encode(value: Any) -> bytes:
+    """Compact UTF-8 JSON; a ``Decimal`` becomes a JSON number with exactly its digits."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    except TypeError:
+        parts: list[str] = []
+        _encode_into(value, parts)
+        return "".join(parts).encode()
+
+
+def _encode_into(value: Any, out: list[str]) -> None:
+    if isinstance(value, Decimal):
+        out.append(f"{value:f}")
+    elif isinstance(value, dict):
+        out.append("{")
+        for index, (key, item) in enumerate(value.items()):
+            out.append(("," if index else "") + json.dumps(str(key), ensure_ascii=False) + ":")
+            _encode_into(item, out)
+        out.append("}")
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for index, item in enumerate(value):
+            if index:
+                out.append(",")
+            _encode_into(item, out)
+        out.append("]")
+    else:
+        out.append(json.dumps(value, ensure_ascii=False))
+
+
+def _code_body(code: int, msg: str | None = None) -> bytes:
+    return encode({"code": code, "msg": msg or _CODE_MESSAGES.get(code, "error")})
+
+
+class SimulatedTmapi:
+    """A simulated TMAPI server; see the module docstring for what it answers.
+
+    ``items`` is a count (the documented example 652702302959 first, then
+    seeded IDs) or explicit IDs. ``variants`` gives items the quirks of real
+    responses (:mod:`monitor.tmapi.quirks`); item 652702302959 always stays
+    the documented example. With ``token`` set, requests must carry it.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        items: int | Sequence[int] = 5,
+        variants: bool = False,
+        token: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        ids = default_item_ids(seed, items) if isinstance(items, int) else list(items)
+        self.seed = seed
+        self._variants = variants
+        self._ids = list(dict.fromkeys(ids))
+        self._known = set(self._ids)
+        #: Items are generated on first use, so a huge catalogue starts at once.
+        self._items: dict[int, SimItem] = {}
+        self._token = token
+        self._lock = threading.Lock()
+        self._evolve_rng = random.Random(f"tmapi-sim:{seed}:evolve")
+        self._cache: dict[int, tuple[int, bytes]] = {}
+        self._failures: dict[int | None, deque[_Failure]] = {}
+        self._modes: dict[int | None, tuple[Mode, float]] = {}
+        self._requests_total = 0
+        self._per_item: Counter[int] = Counter()
+        self._in_flight = 0
+        self._max_in_flight = 0
+        self._times: deque[float] = deque(maxlen=1_000_000)
+        self._server = LoopbackServer(
+            self._answer, on_done=self._finished, host=host, port=port, name="simulated-tmapi"
+        )
+
+    def __repr__(self) -> str:
+        state = f"serving {self.base_url}" if self._server.running else "stopped"
+        return f"SimulatedTmapi(seed={self.seed}, items={len(self._ids)}, {state})"
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> Self:
+        """Start serving in a background thread; returns ``self``."""
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Close the server and every connection, and end the thread. Idempotent."""
+        self._server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``: pass it as ``TmapiSettings.base_url``."""
+        if not self._server.running:
+            raise RuntimeError("the simulator is not running; call start() first")
+        return f"http://{self._server.host}:{self._server.port}"
+
+    # ----------------------------------------------------------------- answering
+
+    def _answer(self, method: str, target: str, headers: dict[str, str]) -> Reply:
+        """Decide the reply to one request (runs on the server thread)."""
+        path, _, query = target.partition("?")
+        params = dict(parse_qsl(query))
+        with self._lock:
+            self._requests_total += 1
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+            self._times.append(time.monotonic())
+            if path != _PATH:
+                return Reply(404, _code_body(404, "no such API"))
+            if method != "GET":
+                return Reply(405, _code_body(405, "method not allowed"), (("Allow", "GET"),))
+            if self._token is not None and self._token not in (
+                params.get("apiToken"),
+                headers.get("apikey"),
+            ):
+                return Reply(401, _code_body(401))
+            raw_id = params.get("item_id", "")
+            if not raw_id.isdigit() or int(raw_id) == 0:
+                return Reply(200, _code_body(422, "invalid parameter: item_id"))
+            if params.get("language", "zh") not in _LANGUAGES:
+                return Reply(200, _code_body(422, "invalid parameter: language"))
+            item_id = int(raw_id)
+            self._per_item[item_id] += 1
+            failure = self._take_failure(item_id)
+            if failure is not None:
+                return failure
+            item = self._lookup(item_id)
+            if item is None or item.delisted:
+                return Reply(200, _code_body(417))
+            mode, delay = self._modes.get(item_id) or self._modes.get(None) or (Mode.NORMAL, 0)
+            if mode in (Mode.NORMAL, Mode.SLOW, Mode.DRIP):
+                body = self._body(item)
+                if mode is Mode.SLOW:
+                    return Reply(200, body, delay=delay)
+                if mode is Mode.DRIP:
+                    return Reply(200, body, drip=delay)
+                return Reply(200, body)
+            if mode is Mode.INVALID_JSON:
+                return Reply(200, b'{"code": 200, "msg": "success", "data": {"item_id": ,}}')
+            if mode is Mode.TRUNCATED_JSON:
+                body = self._body(item)
+                return Reply(200, body[: len(body) // 2])
+            if mode is Mode.EMPTY_DATA:
+                return Reply(200, encode({"code": 200, "msg": "success", "data": {}}))
+            data = render(item)
+            strip_prices(data)
+            return Reply(200, encode({"code": 200, "msg": "success", "data": data}))
+
+    def _finished(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def _take_failure(self, item_id: int) -> Reply | None:
+        for key in (item_id, None):
+            queue = self._failures.get(key)
+            if not queue:
+                continue
+            failure = queue[0]
+            failure.remaining -= 1
+            if failure.remaining <= 0:
+                queue.popleft()
+            headers: tuple[tuple[str, str], ...] = ()
+            if failure.retry_after is not None:
+                headers = (("Retry-After", f"{failure.retry_after:g}"),)
+            status = failure.http_status or 200
+            code = failure.code if failure.code is not None else status
+            return Reply(status, _code_body(code), headers)
+        return None
+
+    def _body(self, item: SimItem) -> bytes:
+        cached = self._cache.get(item.item_id)
+        if cached is not None and cached[0] == item.version:
+            return cached[1]
+        body = encode({"code": 200, "msg": "success", "data": render(item)})
+        self._cache[item.item_id] = (item.version, body)
+        return body
+
+    # ----------------------------------------------------------------- scripting
+
+    def _lookup(self, item_id: int) -> SimItem | None:
+        """The item (generated now if this is its first use), or ``None`` if unknown."""
+        item = self._items.get(item_id)
+        if item is None and item_id in self._known:
+            item = generate_item(self.seed, item_id, variants=self._variants)
+            self._items[item_id] = item
+        return item
+
+    def _item(self, item_id: int) -> SimItem:
+        item = self._lookup(item_id)
+        if item is None:
+            raise KeyError(f"the simulator has no item {item_id}")
+        return item
+
+    @staticmethod
+    def _holders(item: SimItem, sku_id: str | None) -> list[SimSku] | list[SimItem]:
+        """What carries the stock: one SKU, every SKU, or a single-spec item itself."""
+        if sku_id is not None:
+            return [item.sku(sku_id)]
+        return item.skus or [item]
+
+    def set_price(self, item_id: int, sku_id: str | None, price: Decimal | str) -> None:
+        """Set a SKU's price; ``sku_id=None``: every SKU's, or a single-spec item's
+        one-piece price (its first tier)."""
+        value = to_price(price)
+        with self._lock:
+            item = self._item(item_id)
+            if sku_id is not None:
+                item.sku(sku_id).price = value
+            elif item.skus:
+                for sku in item.skus:
+                    sku.price = value
+            else:
+                item.tiers[0] = (item.tiers[0][0], value)
+            item.version += 1
+
+    def set_stock(self, item_id: int, sku_id: str | None, stock: int) -> None:
+        """Set a SKU's stock; ``sku_id=None``: every SKU's, or a single-spec item's."""
+        if stock < 0:
+            raise ValueError("stock cannot be negative")
+        with self._lock:
+            item = self._item(item_id)
+            for holder in self._holders(item, sku_id):
+                holder.stock = stock
+            item.version += 1
+
+    def sell_out(self, item_id: int, sku_id: str | None = None) -> None:
+        """Set the stock of one SKU, or of the whole item, to 0."""
+        self.set_stock(item_id, sku_id, 0)
+
+    def restock(self, item_id: int, sku_id: str | None = None, stock: int | None = None) -> None:
+        """Give one SKU, or every SKU, ``stock`` pieces (default: its initial stock)."""
+        if stock is not None and stock < 0:
+            raise ValueError("stock cannot be negative")
+        with self._lock:
+            item = self._item(item_id)
+            for holder in self._holders(item, sku_id):
+                holder.stock = holder.initial_stock if stock is None else stock
+            item.version += 1
+
+    def set_tiers(self, item_id: int, tiers: Sequence[tuple[int, Decimal | str]]) -> None:
+        """Replace the quantity breaks with ``[(min_qty, price), ...]``."""
+        parsed = sorted((int(qty), to_price(price)) for qty, price in tiers)
+        with self._lock:
+            item = self._item(item_id)
+            if not parsed and not item.skus:
+                raise ValueError("a single-spec item needs at least one tier (its price)")
+            item.tiers = parsed
+            item.version += 1
+
+    def delist(self, item_id: int) -> None:
+        """Make the item answer code 417 until :meth:`relist`."""
+        with self._lock:
+            self._item(item_id).delisted = True
+
+    def relist(self, item_id: int) -> None:
+        with self._lock:
+            self._item(item_id).delisted = False
+
+    def fail(
+        self,
+        item_id: int | None = None,
+        *,
+        code: int | None = None,
+        http_status: int | None = None,
+        times: int = 1,
+        retry_after: float | None = None,
+    ) -> None:
+        """Answer the next ``times`` requests (for ``item_id``, or any) with an error.
+
+        ``code`` alone: HTTP 200 with ``{"code": code, ...}``; ``http_status``:
+        that status with a JSON body whose code is ``code`` or the status;
+        neither: code 500. ``retry_after`` adds a ``Retry-After`` header.
+        """
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        if code is None and http_status is None:
+            code = 500
+        with self._lock:
+            queue = self._failures.setdefault(item_id, deque())
+            queue.append(_Failure(code, http_status, retry_after, times))
+
+    def clear_failures(self) -> None:
+        with self._lock:
+            self._failures.clear()
+
+    def set_mode(
+        self, item_id: int | None = None, mode: Mode | str = Mode.NORMAL, *, delay: float = 0.1
+    ) -> None:
+        """Set how ``item_id`` (``None``: every item without its own mode) answers.
+
+        ``delay`` is the wait of SLOW and the interval of DRIP, in seconds.
+        Setting an item back to NORMAL makes it follow the global mode again.
+        """
+        mode = Mode(mode)
+        with self._lock:
+            if mode is Mode.NORMAL and item_id is not None:
+                self._modes.pop(item_id, None)
+            else:
+                self._modes[item_id] = (mode, delay)
+
+    def evolve(self, rng_steps: int = 1) -> list[Event]:
+        """Apply ``rng_steps`` seeded random steps of change to every item; returns what changed."""
+        events: list[Event] = []
+        with self._lock:
+            for _ in range(rng_steps):
+                for item_id in sorted(self._known):
+                    events.extend(evolve_item(self._item(item_id), self._evolve_rng))
+        return events
+
+    # ----------------------------------------------------------------- introspection
+
+    @property
+    def item_ids(self) -> list[int]:
+        return list(self._ids)
+
+    def sku_ids(self, item_id: int) -> list[str]:
+        with self._lock:
+            return [sku.sku_id for sku in self._item(item_id).skus]
+
+    def payload(self, item_id: int) -> dict[str, Any]:
+        """The item's current ``data`` as NORMAL mode serves it (a copy)."""
+        with self._lock:
+            return copy.deepcopy(render(self._item(item_id)))
+
+    def truth(self, item_id: int) -> ItemTruth:
+        """What the item really is, whatever quirks its JSON has."""
+        with self._lock:
+            return self._item(item_id).truth()
+
+    @property
+    def requests_total(self) -> int:
+        return self._requests_total
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def max_in_flight(self) -> int:
+        return self._max_in_flight
+
+    @property
+    def request_times(self) -> list[float]:
+        """``time.monotonic()`` of each request received (the last million)."""
+        with self._lock:
+            return list(self._times)
+
+    def requests_for(self, item_id: int) -> int:
+        with self._lock:
+            return self._per_item[item_id]
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            self._requests_total = 0
+            self._per_item.clear()
+            self._max_in_flight = self._in_flight
+            self._times.clear()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m monitor.tmapi.simulator --port 8688 --seed 1 --items 10``: serve until Ctrl-C."""
+    parser = argparse.ArgumentParser(description="Serve a simulated TMAPI item_detail API.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8688)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--items", default="5", help="a count, or comma-separated item IDs")
+    parser.add_argument("--variants", action="store_true", help="real-world data quirks")
+    parser.add_argument("--token", default=None, help="require this apiToken")
+    parser.add_argument(
+        "--evolve-every", type=float, default=0.0, metavar="SECONDS", help="change items over time"
+    )
+    args = parser.parse_args(argv)
+    items: int | list[int] = (
+        [int(part) for part in args.items.split(",")] if "," in args.items else int(args.items)
+    )
+    sim = SimulatedTmapi(
+        seed=args.seed,
+        items=items,
+        variants=args.variants,
+        token=args.token,
+        host=args.host,
+        port=args.port,
+    )
+    stop = threading.Event()
+    with sim:
+        print(f"simulated TMAPI serving {len(sim.item_ids)} items at {sim.base_url}", flush=True)
+        print("item IDs: " + " ".join(str(i) for i in sim.item_ids), flush=True)
+        try:
+            while not stop.wait(args.evolve_every or None):
+                for event in sim.evolve():
+                    print(
+                        f"{event.item_id} {event.kind} {event.sku_id or '-'} {event.detail}",
+                        flush=True,
+                    )
+        except KeyboardInterrupt:
+            print("stopped", flush=True)
+
+
+if __name__ == "__main__":
+    main()
