@@ -127,3 +127,28 @@ async def test_configure_raises_ceilings_but_keeps_a_slowdown() -> None:
     assert (throttle.limiter.rate, throttle.gate.limit) == (5, 3)
     await throttle.configure(2, 2)
     assert (throttle.limiter.rate, throttle.gate.limit) == (2, 2)
+
+
+async def test_call_learns_from_each_attempt() -> None:
+    from monitor.errors import TmapiRateLimited, TmapiServerError, TmapiTimeout
+
+    t = FakeTime()
+    throttle = AdaptiveThrottle(8, 8, clock=t.clock, sleep=t.sleep)
+    with pytest.raises(TmapiRateLimited):
+        async with throttle.call():
+            raise TmapiRateLimited("503", code=503)
+    assert (throttle.limiter.rate, throttle.gate.limit) == (4, 4)
+    with pytest.raises(TmapiServerError):
+        async with throttle.call():
+            raise TmapiServerError("500", code=500)
+    assert throttle.limiter.rate == 4
+    for _ in range(TIMEOUTS_ARE_OVERLOAD):
+        with pytest.raises(TmapiTimeout):
+            async with throttle.call():
+                raise TmapiTimeout("slow")
+    assert throttle.limiter.rate == 2
+    for _ in range(RECOVER_AFTER):
+        async with throttle.call():
+            pass
+    assert throttle.gate.limit == 3
+    assert throttle.gate.active == 0

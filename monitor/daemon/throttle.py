@@ -15,6 +15,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from monitor.errors import TmapiError, TmapiRateLimited, TmapiTimeout
+
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
@@ -136,10 +138,22 @@ class AdaptiveThrottle:
 
     @asynccontextmanager
     async def call(self) -> AsyncIterator[None]:
-        """Hold a concurrency slot and a rate slot for one TMAPI request."""
+        """Hold a concurrency slot and a rate slot for one TMAPI request, and
+        learn from its outcome (503 and timeouts slow down, successes speed up)."""
         async with self.gate.slot():
             await self.limiter.acquire()
-            yield
+            try:
+                yield
+            except TmapiRateLimited:
+                await self.on_overload("TMAPI answered 503: concurrency limit exceeded")
+                raise
+            except TmapiTimeout:
+                await self.on_timeout()
+                raise
+            except TmapiError:
+                raise
+            else:
+                await self.on_success()
 
     async def on_success(self) -> None:
         self._timeouts = 0

@@ -39,6 +39,7 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC
 from decimal import Decimal
@@ -343,6 +344,7 @@ class TmapiClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         max_connections: int = 100,
+        gate: Callable[[], AbstractAsyncContextManager[object]] | None = None,
     ) -> None:
         if max_connections < 1:
             raise ConfigError("max_connections must be at least 1")
@@ -350,6 +352,7 @@ class TmapiClient:
         #: Requests sent (each one is a paid TMAPI call), successful or not.
         self.calls = 0
         self._sleep = sleep
+        self._gate = gate
         self._rng = rng if rng is not None else random.Random()
         self._url = settings.base_url + ITEM_DETAIL_PATH
         self._token_param = ""
@@ -415,9 +418,14 @@ class TmapiClient:
         attempt = 1
         while True:
             try:
-                return await self.fetch_once(
-                    item_id, language=language, scene=scene, optimize_title=optimize_title
-                )
+                if self._gate is None:
+                    return await self.fetch_once(
+                        item_id, language=language, scene=scene, optimize_title=optimize_title
+                    )
+                async with self._gate():
+                    return await self.fetch_once(
+                        item_id, language=language, scene=scene, optimize_title=optimize_title
+                    )
             except TmapiError as exc:
                 if not exc.retryable or attempt >= settings.max_attempts:
                     raise
