@@ -74,7 +74,7 @@ _registry = _Secrets()
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 #: Libraries that log every request at INFO; quietened unless running at DEBUG.
-_CHATTY_LOGGERS = ("httpx", "httpcore")
+_CHATTY_LOGGERS = ("httpx", "httpcore", "apscheduler", "alembic")
 
 
 def register_secret(value: str) -> None:
@@ -196,8 +196,9 @@ def setup_logging(
     is ``"text"`` or ``"json"``; ``secrets`` are registered with
     :func:`register_secret`. Calling it again replaces the handler installed
     by the previous call. Handlers others attached to the root logger get a
-    :class:`RedactingFilter` too. Below DEBUG verbosity, httpx and httpcore
-    (which log one line per request) are limited to warnings.
+    :class:`RedactingFilter` too. Below DEBUG verbosity, httpx, httpcore,
+    APScheduler and Alembic (which log a line per request, job run or
+    migration step) are limited to warnings.
     """
     numeric = _parse_level(level)
     if fmt == "text":

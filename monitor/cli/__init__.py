@@ -1,0 +1,75 @@
+"""The ``monitor`` command line.
+
+Every subcommand lives in its own module and is registered here explicitly.
+Known failures (``MonitorError``) end as one line on stderr and a non-zero
+exit code, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from monitor import __version__
+from monitor.cli.check import check
+from monitor.cli.dbcmd import db
+from monitor.cli.run import run
+from monitor.cli.validate import validate
+from monitor.errors import MonitorError
+from monitor.logs import setup_logging
+
+LOG_LEVELS = ["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="monitor")
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default=lambda: os.environ.get("MONITOR_LOG_LEVEL", "WARNING").upper(),
+    show_default="WARNING, or $MONITOR_LOG_LEVEL",
+    help="How much to log on stderr.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log line format: human text or one JSON object per line.",
+)
+def cli(log_level: str, log_format: str) -> None:
+    """1688 Monitor: watch 1688.com offers and get told when they change.
+
+    \b
+    Examples:
+      monitor check 652702302959          fetch, store and diff one offer
+      monitor validate                    check watchlist.toml
+      monitor run                         poll the watchlist, alert on changes
+      monitor db upgrade                  bring the database schema up to date
+    """
+    setup_logging(log_level, fmt=log_format)
+
+
+cli.add_command(check)
+cli.add_command(db)
+cli.add_command(run)
+cli.add_command(validate)
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        cli.main(prog_name="monitor", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except MonitorError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,165 @@
+"""``monitor check``: fetch, store and diff offers once, and print them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from monitor.cli.common import tmapi_settings
+from monitor.db.store import PollOutcome, PollResult, Store
+from monitor.domain import Change, Offer
+from monitor.formatting import describe_change, format_money
+from monitor.poller import PollOptions, poll_item
+from monitor.tmapi.client import TmapiClient
+
+LANGUAGES = ["en", "zh", "ru", "th", "pt", "es", "tr", "vi", "ja", "ko"]
+
+
+@click.command()
+@click.argument("item_ids", nargs=-1, required=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.option(
+    "--language",
+    type=click.Choice(LANGUAGES),
+    default="en",
+    show_default=True,
+    help="Language TMAPI translates titles and SKU names into.",
+)
+def check(item_ids: tuple[int, ...], as_json: bool, language: str) -> None:
+    """Fetch ITEM_IDS now, store them and show what changed since the last check.
+
+    The first check of an item is its baseline; later checks list each change
+    (prices, stock, sold-out state, quantity breaks). Without TMAPI_TOKEN the
+    built-in simulated TMAPI answers.
+
+    \b
+    Examples:
+      monitor check 652702302959
+      monitor check 652702302959 610947572360 --json --language zh
+    """
+    results = asyncio.run(_check(item_ids, PollOptions(language=language)))
+    failed = False
+    console = Console()
+    for result in results:
+        if result.outcome is PollOutcome.FAILED or result.offer is None:
+            failed = True
+            click.echo(f"item {result.item_id}: {result.error_message}", err=True)
+            continue
+        if as_json:
+            continue
+        _print_result(console, result)
+    if as_json:
+        objects = [result_json(r) for r in results if r.offer is not None]
+        if len(item_ids) == 1 and objects:
+            click.echo(json.dumps(objects[0], ensure_ascii=False, indent=2))
+        else:
+            for obj in objects:
+                click.echo(json.dumps(obj, ensure_ascii=False))
+    if failed:
+        sys.exit(1)
+
+
+async def _check(item_ids: tuple[int, ...], options: PollOptions) -> list[PollResult]:
+    store = await asyncio.to_thread(Store.open)
+    try:
+        with tmapi_settings(item_ids) as settings:
+            async with TmapiClient(settings) as client:
+                return [await poll_item(client, store, i, options) for i in item_ids]
+    finally:
+        await asyncio.to_thread(store.close)
+
+
+def _str(value: object) -> object:
+    return None if value is None else (value if isinstance(value, int) else str(value))
+
+
+def change_json(change: Change) -> dict[str, Any]:
+    return {
+        "kind": str(change.kind),
+        "sku_id": change.sku_id,
+        "sku_name": change.sku_name,
+        "min_qty": change.min_qty,
+        "old": _str(change.old),
+        "new": _str(change.new),
+        "pct": _str(change.pct),
+    }
+
+
+def offer_json(offer: Offer) -> dict[str, Any]:
+    return {
+        "item_id": offer.item_id,
+        "title": offer.title,
+        "url": offer.url,
+        "currency": offer.currency,
+        "unit": offer.unit,
+        "shop": offer.shop_name,
+        "sold_out": offer.sold_out,
+        "stock": offer.stock,
+        "price_min": str(offer.price_min),
+        "price_max": str(offer.price_max),
+        "skus": [
+            {
+                "sku_id": s.sku_id,
+                "spec_id": s.spec_id,
+                "name": s.name,
+                "price": str(s.price),
+                "stock": s.stock,
+                "sold_out": s.sold_out,
+            }
+            for s in offer.skus
+        ],
+        "tiers": [{"min_qty": t.min_qty, "price": str(t.price)} for t in offer.tiers],
+    }
+
+
+def result_json(result: PollResult) -> dict[str, Any]:
+    assert result.offer is not None
+    obj = offer_json(result.offer)
+    obj["outcome"] = str(result.outcome)
+    obj["polled_at"] = result.polled_at.isoformat()
+    obj["changes"] = [change_json(c) for c in result.changes]
+    return obj
+
+
+def _print_result(console: Console, result: PollResult) -> None:
+    offer = result.offer
+    assert offer is not None
+    money = lambda amount: format_money(amount, offer.currency)  # noqa: E731
+    console.print(f"[bold]{offer.title}[/bold]  ({offer.item_id})")
+    console.print(f"{offer.url}  shop: {offer.shop_name or '—'}")
+    price = money(offer.price_min)
+    if offer.price_max != offer.price_min:
+        price += f" – {money(offer.price_max)}"
+    stock = "unknown" if offer.stock is None else str(offer.stock)
+    sold = "  [red]SOLD OUT[/red]" if offer.sold_out else ""
+    console.print(f"price {price}   stock {stock}{sold}")
+    skus = Table("SKU", "id", "price", "stock", "", title=f"{len(offer.skus)} SKUs")
+    for s in offer.skus:
+        skus.add_row(
+            s.name,
+            s.sku_id,
+            money(s.price),
+            "?" if s.stock is None else str(s.stock),
+            "[red]sold out[/red]" if s.sold_out else "",
+        )
+    console.print(skus)
+    if offer.tiers:
+        tiers = Table("from", "price each", title="Quantity breaks")
+        for t in offer.tiers:
+            tiers.add_row(f"≥{t.min_qty} {offer.unit or 'pcs'}", money(t.price))
+        console.print(tiers)
+    if result.outcome is PollOutcome.BASELINE:
+        console.print("First check of this item: stored as the baseline.\n")
+    elif not result.changes:
+        console.print("No changes since the last check.\n")
+    else:
+        console.print(f"[bold]{len(result.changes)} change(s) since the last check:[/bold]")
+        for change in result.changes:
+            console.print(f"  • {describe_change(change, offer.currency, 'pcs')}")
+        console.print()

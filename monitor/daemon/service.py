@@ -1,0 +1,287 @@
+"""The daemon's units of work: sync, claim and poll, reload, deliver, housekeeping.
+
+Each method does one bounded unit of work and returns, so tests drive them
+directly with a fake clock; :mod:`monitor.daemon.runner` has APScheduler call
+them on timers. The database coordinates everything that must hold across
+processes (which item is due, who polls it); this process only keeps timers,
+the throttle and the set of polls it has in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection
+
+from monitor.daemon.throttle import AdaptiveThrottle
+from monitor.daemon.timing import first_poll_at, next_poll_at
+from monitor.db import leases
+from monitor.db.store import PollOutcome, PollResult, Store
+from monitor.domain import Offer
+from monitor.errors import MonitorError, ParseError, TmapiError, TmapiTimeout
+from monitor.poller import PollOptions, fetch_offer, utc_now
+from monitor.tmapi.client import TmapiClient
+from monitor.watchlist import Item, Watchlist, watched_items
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+#: Extra writes in a poll's transaction (alert rules and outbox rows).
+PollHook = Callable[[Connection, PollResult, Item, Watchlist], None]
+
+
+def default_owner() -> str:
+    """A name for this process's leases: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonOptions:
+    #: How long a claim on an item lasts; a dead replica's items wait this long.
+    lease: timedelta = timedelta(minutes=5)
+    #: A poll (with its retries) is cancelled after this long.
+    poll_deadline: timedelta = timedelta(minutes=4)
+    #: While TMAPI says the subscription or balance is exhausted (439), probe this often.
+    quota_probe: timedelta = timedelta(minutes=5)
+    owner: str = field(default_factory=default_owner)
+
+
+class Daemon:
+    """One process's share of the monitoring work."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        client: TmapiClient,
+        throttle: AdaptiveThrottle,
+        watchlist: Watchlist,
+        options: DaemonOptions | None = None,
+        clock: Clock = utc_now,
+        rng: random.Random | None = None,
+        on_poll: PollHook | None = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.throttle = throttle
+        self.watchlist = watchlist
+        self.options = options or DaemonOptions()
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.on_poll = on_poll
+        self.in_flight: dict[int, asyncio.Task[PollResult | None]] = {}
+        self.paused_until: datetime | None = None
+        self.stopping = False
+        self.polls_done = 0
+
+    # -- watchlist -------------------------------------------------------------
+
+    async def apply_watchlist(self, watchlist: Watchlist) -> leases.SyncReport:
+        """Make ``watchlist`` the one in force: throttle ceilings and watched items."""
+        self.watchlist = watchlist
+        settings = watchlist.settings
+        await self.throttle.configure(settings.max_requests_per_second, settings.max_concurrency)
+        items = watched_items(watchlist)
+        now = self.clock()
+        intervals = {item.id: item.rules.interval for item in items}
+        report = await asyncio.to_thread(
+            leases.sync_watchlist,
+            self.store.engine,
+            [(item.id, item.name) for item in items],
+            now,
+            lambda item_id: first_poll_at(now, item_id, intervals[item_id]),
+        )
+        if report.added or report.removed:
+            log.info(
+                "watchlist: %d items watched (%d added, %d removed)",
+                report.watched,
+                len(report.added),
+                len(report.removed),
+            )
+        return report
+
+    # -- polling ---------------------------------------------------------------
+
+    def capacity(self) -> int:
+        """How many more polls this process should start now."""
+        room = self.throttle.gate.limit - len(self.in_flight)
+        # Claim no more than the rate cap lets start within about two seconds,
+        # so claimed items do not sit waiting for the limiter past their lease.
+        by_rate = max(1, int(self.throttle.limiter.rate * 2))
+        return max(0, min(room, by_rate))
+
+    async def poll_due(self, *, due_only: bool = True, limit: int | None = None) -> list[int]:
+        """Claim due items (most overdue first) and start polling them."""
+        if self.stopping:
+            return []
+        now = self.clock()
+        want = self.capacity() if limit is None else limit
+        if self.paused_until is not None:
+            if now < self.paused_until:
+                return []
+            want = min(want, 1)  # one probe per quota_probe while TMAPI says 439
+            self.paused_until = now + self.options.quota_probe
+        item_ids = await asyncio.to_thread(
+            leases.claim,
+            self.store.engine,
+            self.options.owner,
+            now,
+            limit=want,
+            lease=self.options.lease,
+            due_only=due_only,
+        )
+        for item_id in item_ids:
+            self.in_flight[item_id] = asyncio.create_task(
+                self._poll(item_id), name=f"poll-{item_id}"
+            )
+        return item_ids
+
+    async def wait_idle(self) -> None:
+        """Wait until no poll of this process is in flight."""
+        while self.in_flight:
+            await asyncio.gather(*self.in_flight.values(), return_exceptions=True)
+
+    async def _poll(self, item_id: int) -> PollResult | None:
+        try:
+            return await self._poll_item(item_id)
+        except MonitorError as exc:
+            log.error("item %s: poll not recorded: %s", item_id, exc)
+            return None
+        except Exception:
+            log.exception("item %s: unexpected error while polling", item_id)
+            return None
+        finally:
+            self.in_flight.pop(item_id, None)
+
+    async def _poll_item(self, item_id: int) -> PollResult | None:
+        item = self.watchlist.item(item_id)
+        if item is None or not item.rules.enabled:
+            await asyncio.to_thread(
+                leases.release, self.store.engine, self.options.owner, [item_id]
+            )
+            return None
+        settings = self.watchlist.settings
+        options = PollOptions(
+            language=item.rules.language,
+            scene=settings.scene,
+            optimize_title=settings.optimize_title,
+            unavailable_after=settings.unavailable_after,
+        )
+        result = await self._fetch(item_id, options)
+        watchlist = self.watchlist
+        owner = self.options.owner
+        jitter = settings.jitter
+
+        def finish(conn: Connection, poll: PollResult) -> None:
+            failures = 0
+            if poll.outcome in (PollOutcome.FAILED, PollOutcome.UNAVAILABLE):
+                failures = leases.consecutive_failures(conn, item_id)
+            due = next_poll_at(
+                poll.polled_at, item.rules.interval, failures=failures, jitter=jitter, rng=self.rng
+            )
+            if poll.error_reason == "quota_exhausted":
+                due = poll.polled_at + self.options.quota_probe
+            leases.finish_poll(conn, item_id, owner, due)
+            if self.on_poll is not None:
+                self.on_poll(conn, poll, item, watchlist)
+
+        try:
+            poll = await asyncio.to_thread(
+                self.store.apply_poll,
+                item_id,
+                self.clock(),
+                result,
+                unavailable_after=options.unavailable_after,
+                extra=finish,
+            )
+        except leases.LeaseLost as exc:
+            log.warning("%s", exc)
+            return None
+        self.polls_done += 1
+        self._after_poll(poll)
+        return poll
+
+    async def _fetch(self, item_id: int, options: PollOptions) -> Offer | TmapiError | ParseError:
+        deadline = self.options.poll_deadline.total_seconds()
+        try:
+            async with asyncio.timeout(deadline):
+                return await fetch_offer(self.client, item_id, options)
+        except TimeoutError:
+            log.warning("item %s: poll cancelled after its %g s deadline", item_id, deadline)
+            return TmapiTimeout(f"poll deadline of {deadline:g} s exceeded", item_id=item_id)
+
+    def _after_poll(self, poll: PollResult) -> None:
+        if poll.error_reason == "quota_exhausted":
+            if self.paused_until is None:
+                log.error(
+                    "TMAPI says the subscription has expired or the balance is used up "
+                    "(code 439): polling is paused; probing again every %s",
+                    self.options.quota_probe,
+                )
+            self.paused_until = poll.polled_at + self.options.quota_probe
+        elif poll.offer is not None and self.paused_until is not None:
+            log.warning("TMAPI answers again: polling resumed")
+            self.paused_until = None
+
+    # -- once ------------------------------------------------------------------
+
+    async def run_once(self) -> list[PollResult]:
+        """Poll every watched item once (due or not), wait for all, return the results.
+
+        All items are claimed up front (with a lease long enough for the whole
+        run at the rate cap), then polled by as many workers as the
+        concurrency limit allows.
+        """
+        total = len(watched_items(self.watchlist))
+        if total == 0:
+            return []
+        run_time = timedelta(seconds=total / self.throttle.limiter.rate)
+        item_ids = await asyncio.to_thread(
+            leases.claim,
+            self.store.engine,
+            self.options.owner,
+            self.clock(),
+            limit=total,
+            lease=self.options.lease + run_time,
+            due_only=False,
+        )
+        queue = list(reversed(item_ids))
+        results: list[PollResult] = []
+
+        async def worker() -> None:
+            while queue and not self.stopping:
+                item_id = queue.pop()
+                task = asyncio.create_task(self._poll(item_id), name=f"poll-{item_id}")
+                self.in_flight[item_id] = task
+                result = await task
+                if result is not None:
+                    results.append(result)
+
+        workers = min(self.throttle.gate.limit, len(item_ids))
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        if queue:
+            await asyncio.to_thread(leases.release, self.store.engine, self.options.owner, queue)
+        return results
+
+    # -- shutdown --------------------------------------------------------------
+
+    async def drain(self, grace: float) -> None:
+        """Stop claiming; let polls in flight finish for ``grace`` seconds, then cancel."""
+        self.stopping = True
+        tasks = list(self.in_flight.values())
+        if tasks:
+            log.info("waiting up to %g s for %d polls in flight", grace, len(tasks))
+            _done, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.to_thread(leases.release, self.store.engine, self.options.owner)
