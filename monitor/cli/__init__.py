@@ -8,7 +8,7 @@ exit code, never as a traceback.
 from __future__ import annotations
 
 import os
-import sys
+from typing import IO, Any
 
 import click
 
@@ -23,7 +23,29 @@ from monitor.logs import setup_logging
 LOG_LEVELS = ["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class Failure(click.ClickException):
+    """A known failure: one line on stderr, exit code 1, no traceback."""
+
+    exit_code = 1
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+class MonitorGroup(click.Group):
+    """Turns every ``MonitorError`` of a subcommand into a :class:`Failure`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MonitorError as exc:
+            raise Failure(str(exc)) from None
+
+
+@click.group(
+    cls=MonitorGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="monitor")
 @click.option(
     "--log-level",
@@ -60,16 +82,4 @@ cli.add_command(validate)
 
 def main() -> None:
     """Console entry point."""
-    try:
-        cli.main(prog_name="monitor", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except MonitorError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    cli(prog_name="monitor")

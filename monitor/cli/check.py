@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from decimal import Decimal
 from typing import Any
 
 import click
@@ -130,7 +131,10 @@ def result_json(result: PollResult) -> dict[str, Any]:
 def _print_result(console: Console, result: PollResult) -> None:
     offer = result.offer
     assert offer is not None
-    money = lambda amount: format_money(amount, offer.currency)  # noqa: E731
+
+    def money(amount: Decimal) -> str:
+        return format_money(amount, offer.currency)
+
     console.print(f"[bold]{offer.title}[/bold]  ({offer.item_id})")
     console.print(f"{offer.url}  shop: {offer.shop_name or '—'}")
     price = money(offer.price_min)
