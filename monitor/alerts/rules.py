@@ -1,0 +1,425 @@
+"""Alert rules: which facts of a poll are worth telling, given what was told before.
+
+Pure functions: no I/O, no clock (``now`` is passed in, timezone-aware), no
+globals. One successful poll goes through :func:`evaluate`, one failed poll
+through :func:`evaluate_failure`; both take the item's :class:`RuleState`
+and return the alerts plus the next state, which the caller stores with the
+poll. :func:`group` / :func:`failure_group` wrap the alerts into the one
+:class:`~monitor.alerts.model.AlertGroup` message of that poll.
+
+What alerts (``docs/alerts.md`` has the full reference):
+
+* only kinds listed in ``rules.alert_on``; ``rules.skus`` limits the
+  SKU-level kinds (price, stock, SKU sold out / back, SKU added / removed,
+  target price, low stock); item-level ones (whole item sold out / back,
+  unavailable / available, quantity breaks) are never filtered by SKU;
+* ``price_drop`` / ``price_rise`` compare each watched SKU's price with the
+  price the user last heard about (the last price alert of that SKU, or the
+  first price seen), so small steps add up; the thresholds
+  ``price_*_pct`` / ``price_*_abs`` must all pass; sending re-arms the
+  baseline at the reported price;
+* ``target_price``: a SKU in stock at or below the target, once per crossing;
+  ``low_stock``: a SKU's stock at or below ``low_stock``, once per crossing
+  (not when the same poll already says that SKU or the item sold out);
+* the other kinds come straight from the diff's changes;
+* ``cooldown``: an alert with the same :func:`~monitor.alerts.state.alert_key`
+  as one sent less than ``cooldown`` ago is dropped, and so is one that
+  undoes such an alert (sold out, then back in stock; a price drop 30 → 25,
+  then a rise back to 30). A dropped price, target or low-stock alert leaves
+  the memory as it was, so the news goes out once the cooldown is over if it
+  is still true; a dropped change alert is gone;
+* ``poll_failing`` once when ``rules.failing_after`` polls in a row failed,
+  then one ``poll_failing`` alert with note ``"recovered"`` on the next
+  success.
+
+Alert value conventions beyond :class:`~monitor.domain.Change`'s:
+``target_price`` has ``old`` = the target and ``new`` = the SKU's price;
+``low_stock`` has ``old`` = the ``low_stock`` threshold and ``new`` = the
+stock; ``poll_failing`` carries its text in ``note``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+
+from monitor.alerts.model import Alert, AlertGroup
+from monitor.alerts.state import RuleState, SentAlert, SkuMemory, alert_key
+from monitor.diff import percent_change
+from monitor.domain import Change, ChangeKind, Offer, Sku
+from monitor.tmapi.parse import offer_url
+from monitor.watchlist_model import AlertKind, Rules
+
+__all__ = [
+    "RECOVERED",
+    "RuleState",
+    "evaluate",
+    "evaluate_failure",
+    "failure_group",
+    "group",
+]
+
+#: The ``note`` of the ``poll_failing`` alert sent when polling works again.
+RECOVERED = "recovered"
+
+_HUNDRED = Decimal(100)
+
+_PAIRS = (
+    (AlertKind.PRICE_DROP, AlertKind.PRICE_RISE),
+    (AlertKind.SOLD_OUT, AlertKind.BACK_IN_STOCK),
+    (AlertKind.ITEM_UNAVAILABLE, AlertKind.ITEM_AVAILABLE),
+    (AlertKind.SKU_ADDED, AlertKind.SKU_REMOVED),
+)
+#: Kinds that undo each other: within the cooldown, the second is flapping.
+_OPPOSITE = {a.value: b.value for x, y in _PAIRS for a, b in ((x, y), (y, x))}
+#: Of those, kinds that only undo the other when they return to its old value.
+_VALUE_REVERSALS = {AlertKind.PRICE_DROP.value, AlertKind.PRICE_RISE.value}
+
+#: Change kinds about the whole item (``sku_id`` None) that alert as they are.
+_ITEM_CHANGES = {
+    ChangeKind.SOLD_OUT,
+    ChangeKind.BACK_IN_STOCK,
+    ChangeKind.ITEM_UNAVAILABLE,
+    ChangeKind.ITEM_AVAILABLE,
+    ChangeKind.TIER_CHANGE,
+}
+#: Change kinds about one SKU that alert as they are (prices are judged by level).
+_SKU_CHANGES = {
+    ChangeKind.SKU_ADDED,
+    ChangeKind.SOLD_OUT,
+    ChangeKind.BACK_IN_STOCK,
+    ChangeKind.STOCK_CHANGE,
+}
+
+
+def evaluate(  # noqa: PLR0917 (the poller's call mirrors the pipeline order)
+    rules: Rules,
+    item_name: str | None,
+    offer: Offer,
+    changes: Sequence[Change],
+    state: RuleState | None,
+    now: datetime,
+) -> tuple[list[Alert], RuleState]:
+    """The alerts of one successful poll of an item, and the item's next rule state.
+
+    ``changes`` are the diff of this poll (including ``item_available`` from
+    :func:`monitor.diff.on_success`). ``state`` None (or a state that never
+    saw a successful poll) makes this poll the baseline: the state is taken
+    from the offer and nothing alerts, except "recovered" when an earlier
+    ``poll_failing`` alert needs its all-clear. ``item_name`` is accepted
+    for symmetry with :func:`group`; rules never depend on it.
+    """
+    del item_name  # names label messages; they never change what alerts
+    _check_aware(now)
+    run = _Run(rules, state or RuleState(), now)
+    run.recover()
+    if state is None or not state.seen:
+        return run.alerts, run.state(_baseline_skus(rules, offer))
+
+    # Order of the message: the item as a whole, then SKU by SKU, then quantity breaks.
+    sku_changes: dict[str, list[Change]] = {}
+    for change in changes:
+        if change.sku_id is not None:
+            sku_changes.setdefault(change.sku_id, []).append(change)
+        elif change.kind in _ITEM_CHANGES and change.kind is not ChangeKind.TIER_CHANGE:
+            run.send_change(change)
+    skus = {
+        sku.sku_id: run.sku(sku, state.skus.get(sku.sku_id), sku_changes.get(sku.sku_id, ()))
+        for sku in offer.skus
+    }
+    for change in changes:
+        removed = change.kind is ChangeKind.SKU_REMOVED and change.sku_id is not None
+        if removed and rules.watches_sku(change.sku_id or "", change.sku_name or ""):
+            run.send_change(change)
+    for change in changes:
+        if change.kind is ChangeKind.TIER_CHANGE and change.sku_id is None:
+            run.send_change(change)
+    return run.alerts, run.state(skus)
+
+
+def evaluate_failure(
+    rules: Rules,
+    consecutive_failures: int,
+    reason: str,
+    state: RuleState | None,
+    now: datetime,
+    *,
+    changes: Sequence[Change] = (),
+) -> tuple[list[Alert], RuleState]:
+    """The alerts of one failed poll, and the item's next rule state.
+
+    ``consecutive_failures`` counts this failure. ``poll_failing`` is sent
+    once when it reaches ``rules.failing_after`` (note: ``"3 failed polls in
+    a row: timeout"``), and the next successful :func:`evaluate` says
+    "recovered". ``changes`` takes the item-level changes a failure can
+    produce (``item_unavailable`` from :func:`monitor.diff.on_unavailable`).
+    ``reason`` must be safe to show (an error's ``reason`` or message, never
+    a URL).
+    """
+    _check_aware(now)
+    run = _Run(rules, state or RuleState(), now)
+    for change in changes:
+        if change.sku_id is None and change.kind in _ITEM_CHANGES:
+            run.send_change(change)
+    failing = run.was_failing
+    due = consecutive_failures >= rules.failing_after
+    if due and not failing and run.on(AlertKind.POLL_FAILING):
+        polls = "poll" if consecutive_failures == 1 else "polls"
+        note = f"{consecutive_failures} failed {polls} in a row: {reason}"
+        failing = run.send(Alert(AlertKind.POLL_FAILING.value, note=note))
+    base = state or RuleState()
+    return run.alerts, run.state(base.skus, failing=failing, seen=base.seen)
+
+
+def group(
+    item_name: str | None, offer: Offer, alerts: Sequence[Alert], now: datetime
+) -> AlertGroup | None:
+    """The message of one poll: ``alerts`` about ``offer``, or None when there are none."""
+    if not alerts:
+        return None
+    return AlertGroup(
+        item_id=offer.item_id,
+        name=item_name,
+        title=offer.title,
+        url=offer.url,
+        shop=offer.shop_name,
+        image=offer.image,
+        currency=offer.currency,
+        detected_at=now,
+        alerts=tuple(alerts),
+    )
+
+
+def failure_group(
+    item_id: int,
+    item_name: str | None,
+    last_offer: Offer | None,
+    alerts: Sequence[Alert],
+    now: datetime,
+) -> AlertGroup | None:
+    """The message of a failed poll, described by the last known offer if there is one.
+
+    Without one (the item never polled successfully), the title is the
+    item's name or ``"1688 offer <id>"`` and the link is the public offer page.
+    """
+    if not alerts:
+        return None
+    if last_offer is not None:
+        return group(item_name, last_offer, alerts, now)
+    return AlertGroup(
+        item_id=item_id,
+        name=item_name,
+        title=item_name or f"1688 offer {item_id}",
+        url=offer_url(item_id),
+        shop=None,
+        image=None,
+        currency="CNY",
+        detected_at=now,
+        alerts=tuple(alerts),
+    )
+
+
+def _check_aware(now: datetime) -> None:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be a timezone-aware datetime")
+
+
+def _baseline_skus(rules: Rules, offer: Offer) -> dict[str, SkuMemory]:
+    """First sight: every SKU's memory from the offer, thresholds already crossed count as told."""
+    return {sku.sku_id: _synced(rules, sku) for sku in offer.skus}
+
+
+def _synced(rules: Rules, sku: Sku) -> SkuMemory:
+    """A SKU's memory that matches the offer as it is, as if everything had been told."""
+    return SkuMemory(
+        baseline=sku.price,
+        at_target=_at_target(rules, sku),
+        low=_is_low(rules, sku) is True,
+    )
+
+
+def _at_target(rules: Rules, sku: Sku) -> bool:
+    return rules.target_price is not None and not sku.sold_out and sku.price <= rules.target_price
+
+
+def _is_low(rules: Rules, sku: Sku) -> bool | None:
+    """Stock at or below ``low_stock``; None when the stock count is unknown."""
+    if rules.low_stock is None:
+        return False
+    if sku.stock is None:
+        return None
+    return sku.stock <= rules.low_stock
+
+
+def _passes(amount: Decimal, base: Decimal, pct: Decimal | None, absolute: Decimal | None) -> bool:
+    """Does a move of ``amount`` (> 0) away from ``base`` pass both thresholds that are set?"""
+    if pct is not None and amount * _HUNDRED < pct * base:
+        return False
+    return absolute is None or amount >= absolute
+
+
+class _Run:
+    """One evaluation: the alerts sent so far and the cooldown memory."""
+
+    def __init__(self, rules: Rules, state: RuleState, now: datetime) -> None:
+        self.rules = rules
+        self.now = now
+        self.was_failing = state.failing
+        self.alerts: list[Alert] = []
+        self._enabled = {kind.value for kind in rules.alert_on}
+        self._sent = {key: sent for key, sent in state.sent.items() if self._recent(sent)}
+
+    # -- sending -------------------------------------------------------------
+
+    def on(self, kind: AlertKind | str) -> bool:
+        return str(kind) in self._enabled
+
+    def send(self, alert: Alert) -> bool:
+        """Add ``alert`` unless the cooldown holds it back; True if it was added."""
+        if self._held_back(alert):
+            return False
+        self.alerts.append(alert)
+        if self.rules.cooldown:
+            self._sent[alert_key(alert)] = SentAlert(at=self.now, old=alert.old, new=alert.new)
+        return True
+
+    def send_change(self, change: Change) -> bool:
+        """Send a change as it is, if its kind is enabled."""
+        if not self.on(change.kind.value):
+            return False
+        return self.send(
+            Alert(
+                kind=change.kind.value,
+                sku_id=change.sku_id,
+                sku_name=change.sku_name,
+                min_qty=change.min_qty,
+                old=change.old,
+                new=change.new,
+                pct=change.pct,
+            )
+        )
+
+    def sent_kind(self, kind: AlertKind, *, sku_id: str | None) -> bool:
+        return any(a.kind == kind.value and a.sku_id == sku_id for a in self.alerts)
+
+    def recover(self) -> None:
+        """A successful poll after a ``poll_failing`` alert: say so once."""
+        if self.was_failing:
+            self.was_failing = False
+            if self.on(AlertKind.POLL_FAILING):
+                # Never held back by the cooldown: the all-clear must follow the alarm.
+                self.alerts.append(Alert(AlertKind.POLL_FAILING.value, note=RECOVERED))
+
+    def _recent(self, sent: SentAlert) -> bool:
+        return self.now - sent.at < self.rules.cooldown
+
+    def _held_back(self, alert: Alert) -> bool:
+        if not self.rules.cooldown:
+            return False
+        last = self._sent.get(alert_key(alert))
+        if last is not None and self._recent(last):
+            return True
+        opposite = _OPPOSITE.get(alert.kind)
+        if opposite is None:
+            return False
+        undone = self._sent.get(alert_key(replace(alert, kind=opposite)))
+        if undone is None or not self._recent(undone):
+            return False
+        return alert.kind not in _VALUE_REVERSALS or alert.new == undone.old
+
+    # -- SKU rules -----------------------------------------------------------
+
+    def sku(self, sku: Sku, memory: SkuMemory | None, changes: Iterable[Change]) -> SkuMemory:
+        """Apply every SKU-level rule to one SKU of the current offer."""
+        if not self.rules.watches_sku(sku.sku_id, sku.name):
+            # Not watched: keep the memory in sync so watching it later starts quietly.
+            return _synced(self.rules, sku)
+        if memory is None:
+            # A SKU the item did not have: its price is its baseline, thresholds are armed.
+            memory = SkuMemory(baseline=sku.price)
+        memory = self._price(sku, memory)
+        for change in changes:
+            if change.kind in _SKU_CHANGES:
+                self.send_change(change)
+        memory = self._target(sku, memory)
+        return self._low_stock(sku, memory)
+
+    def _price(self, sku: Sku, memory: SkuMemory) -> SkuMemory:
+        rules, base, price = self.rules, memory.baseline, sku.price
+        drop, rise = self.on(AlertKind.PRICE_DROP), self.on(AlertKind.PRICE_RISE)
+        if not drop and not rise:
+            return replace(memory, baseline=price)
+        if price < base and drop:
+            if not _passes(base - price, base, rules.price_drop_pct, rules.price_drop_abs):
+                return memory
+            kind = AlertKind.PRICE_DROP
+        elif price > base and rise:
+            if not _passes(price - base, base, rules.price_rise_pct, rules.price_rise_abs):
+                return memory
+            kind = AlertKind.PRICE_RISE
+        else:
+            return memory
+        alert = Alert(
+            kind=kind.value,
+            sku_id=sku.sku_id,
+            sku_name=sku.name,
+            old=base,
+            new=price,
+            pct=percent_change(base, price),
+        )
+        return replace(memory, baseline=price) if self.send(alert) else memory
+
+    def _target(self, sku: Sku, memory: SkuMemory) -> SkuMemory:
+        target = self.rules.target_price
+        if target is None or not self.on(AlertKind.TARGET_PRICE):
+            return replace(memory, at_target=_at_target(self.rules, sku))
+        if sku.price > target:
+            return replace(memory, at_target=False)
+        if memory.at_target or sku.sold_out:
+            # Told already, or cannot be bought now (it alerts once back in stock).
+            return memory
+        alert = Alert(
+            kind=AlertKind.TARGET_PRICE.value,
+            sku_id=sku.sku_id,
+            sku_name=sku.name,
+            old=target,
+            new=sku.price,
+        )
+        return replace(memory, at_target=self.send(alert))
+
+    def _low_stock(self, sku: Sku, memory: SkuMemory) -> SkuMemory:
+        threshold, low = self.rules.low_stock, _is_low(self.rules, sku)
+        if low is None:
+            return memory
+        if threshold is None or not self.on(AlertKind.LOW_STOCK) or not low:
+            return replace(memory, low=low)
+        if memory.low:
+            return memory
+        if self.sent_kind(AlertKind.SOLD_OUT, sku_id=sku.sku_id) or self.sent_kind(
+            AlertKind.SOLD_OUT, sku_id=None
+        ):
+            # "sold out" (of this SKU or the whole item) already says it.
+            return replace(memory, low=True)
+        alert = Alert(
+            kind=AlertKind.LOW_STOCK.value,
+            sku_id=sku.sku_id,
+            sku_name=sku.name,
+            old=threshold,
+            new=sku.stock,
+        )
+        return replace(memory, low=self.send(alert))
+
+    # -- result --------------------------------------------------------------
+
+    def state(
+        self, skus: Mapping[str, SkuMemory], *, failing: bool | None = None, seen: bool = True
+    ) -> RuleState:
+        kept = {key: sent for key, sent in self._sent.items() if self._recent(sent)}
+        return RuleState(
+            seen=seen,
+            failing=self.was_failing if failing is None else failing,
+            skus=skus,
+            sent=kept,
+        )
