@@ -1,0 +1,310 @@
+"""The offer's state as type-2 slowly changing dimension rows: read it, rebuild it, update it.
+
+An offer is spread over three tables (see :mod:`monitor.db.models`):
+``item_states`` (one row for the item-level facts), ``sku_states`` (one row
+per SKU, keyed by ``sku_id``) and ``tier_states`` (one row per quantity
+break, keyed by ``min_qty``). A row is valid from ``valid_from`` up to, not
+including, ``valid_to``; the current rows have ``valid_to IS NULL``.
+
+:func:`write_offer` compares the polled offer with the open rows in Python
+and writes only what differs: for each changed or removed key the open row
+is closed (``valid_to`` = poll time), for each changed or new key a row is
+opened. An unchanged offer writes nothing.
+
+:func:`fingerprint` digests everything the open rows hold; the store keeps
+the digest of the current state in ``items.state_hash``, so an unchanged
+poll is recognized without reading the state rows at all. The digest is only
+a shortcut: a mismatch (or NULL) means "compare the rows", which finds
+whether anything really changed.
+
+The descriptive fields that are not history (currency, unit, URL, image,
+shop) come from the ``items`` row, so an offer rebuilt for an earlier time
+shows today's values of those. SKUs come back in the order of ``position``
+(their index in the offer when their row was written), then ``sku_id``:
+the polled order as long as SKUs are not added or removed in the middle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from monitor.db.models import Item, ItemState, SkuState, TierState
+from monitor.domain import Offer, Sku, Tier
+
+__all__ = [
+    "ItemFacts",
+    "OpenState",
+    "fingerprint",
+    "load_offer_at",
+    "load_open_state",
+    "write_offer",
+]
+
+ITEMS = cast(sa.Table, Item.__table__)
+ITEM_STATES = cast(sa.Table, ItemState.__table__)
+SKU_STATES = cast(sa.Table, SkuState.__table__)
+TIER_STATES = cast(sa.Table, TierState.__table__)
+
+#: Most ids closed by one UPDATE (SQLite builds before 3.32 allow 999 parameters).
+_CLOSE_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFacts:
+    """The item-level facts historized in ``item_states``."""
+
+    title: str
+    sold_out: bool
+    stock: int | None
+    price_min: Decimal
+    price_max: Decimal
+
+    @classmethod
+    def of(cls, offer: Offer) -> ItemFacts:
+        return cls(offer.title, offer.sold_out, offer.stock, offer.price_min, offer.price_max)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenState:
+    """The current (open) state rows of one item, with their row ids."""
+
+    item: tuple[int, ItemFacts] | None = None
+    skus: dict[str, tuple[int, Sku]] = field(default_factory=dict)
+    tiers: dict[int, tuple[int, Tier]] = field(default_factory=dict)
+
+    def to_offer(self, item: sa.Row[Any]) -> Offer | None:
+        """The stored offer, given the item's ``items`` row; ``None`` before any success."""
+        if self.item is None:
+            return None
+        skus = [sku for _, sku in self.skus.values()]
+        tiers = sorted((tier for _, tier in self.tiers.values()), key=lambda t: t.min_qty)
+        return _offer(item, self.item[1], skus, tiers)
+
+
+def fingerprint(offer: Offer) -> str:
+    """A digest of the offer's historized state: facts, SKUs by id, tiers by quantity.
+
+    Equal amounts give equal digests whatever their scale (30.00 and 30).
+    SKU order is not part of it, as it is not part of the comparison.
+    """
+    facts = (
+        offer.title,
+        offer.sold_out,
+        offer.stock,
+        _canonical(offer.price_min),
+        _canonical(offer.price_max),
+    )
+    skus = [
+        (s.sku_id, s.spec_id, s.name, _canonical(s.price), s.stock, s.sold_out)
+        for s in sorted(offer.skus, key=lambda s: s.sku_id)
+    ]
+    tiers = [(t.min_qty, _canonical(t.price)) for t in sorted(offer.tiers, key=lambda t: t.min_qty)]
+    text = repr((facts, skus, tiers))
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def _canonical(amount: Decimal) -> str:
+    return str(amount.normalize())
+
+
+def _offer(
+    item: sa.Row[Any], facts: ItemFacts, skus: Sequence[Sku], tiers: Sequence[Tier]
+) -> Offer:
+    return Offer(
+        item_id=item.item_id,
+        title=facts.title,
+        currency=item.currency or "",
+        unit=item.unit,
+        url=item.url or "",
+        image=item.image,
+        shop_name=item.shop_name,
+        shop_url=item.shop_url,
+        sold_out=facts.sold_out,
+        stock=facts.stock,
+        price_min=facts.price_min,
+        price_max=facts.price_max,
+        skus=tuple(skus),
+        tiers=tuple(tiers),
+    )
+
+
+def _valid(table: sa.Table, at: datetime | None) -> sa.ColumnElement[bool]:
+    """Rows of ``:item_id`` valid now (``at`` None) or at ``at``."""
+    clause = table.c.item_id == sa.bindparam("item_id")
+    if at is None:
+        return sa.and_(clause, table.c.valid_to.is_(None))
+    return sa.and_(
+        clause,
+        table.c.valid_from <= sa.bindparam("at", type_=table.c.valid_from.type),
+        sa.or_(
+            table.c.valid_to.is_(None),
+            table.c.valid_to > sa.bindparam("at", type_=table.c.valid_to.type),
+        ),
+    )
+
+
+def _facts_query(at: datetime | None) -> sa.Select[Any]:
+    t = ITEM_STATES
+    cols = (t.c.id, t.c.title, t.c.sold_out, t.c.stock, t.c.price_min, t.c.price_max)
+    return sa.select(*cols).where(_valid(t, at))
+
+
+def _skus_query(at: datetime | None) -> sa.Select[Any]:
+    t = SKU_STATES
+    cols = (t.c.id, t.c.sku_id, t.c.spec_id, t.c.name, t.c.price, t.c.stock, t.c.sold_out)
+    return sa.select(*cols).where(_valid(t, at)).order_by(t.c.position, t.c.sku_id)
+
+
+def _tiers_query(at: datetime | None) -> sa.Select[Any]:
+    t = TIER_STATES
+    cols = (t.c.id, t.c.min_qty, t.c.price)
+    return sa.select(*cols).where(_valid(t, at)).order_by(t.c.min_qty)
+
+
+_OPEN_FACTS = _facts_query(None)
+_OPEN_SKUS = _skus_query(None)
+_OPEN_TIERS = _tiers_query(None)
+_ITEM = sa.select(ITEMS).where(ITEMS.c.item_id == sa.bindparam("item_id"))
+
+
+def _close_stmt(table: sa.Table) -> sa.Update:
+    return (
+        sa.update(table)
+        .where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
+        .values(valid_to=sa.bindparam("at", type_=table.c.valid_to.type))
+    )
+
+
+_STATE_TABLES = (ITEM_STATES, SKU_STATES, TIER_STATES)
+_INSERT = {table.name: sa.insert(table) for table in _STATE_TABLES}
+_CLOSE = {table.name: _close_stmt(table) for table in _STATE_TABLES}
+
+
+def _facts(row: sa.Row[Any]) -> ItemFacts:
+    return ItemFacts(row.title, row.sold_out, row.stock, row.price_min, row.price_max)
+
+
+def _sku(row: sa.Row[Any]) -> Sku:
+    return Sku(row.sku_id, row.spec_id, row.name, row.price, row.stock, row.sold_out)
+
+
+def load_open_state(conn: Connection, item_id: int) -> OpenState:
+    """The open state rows of ``item_id`` (three indexed queries)."""
+    params = {"item_id": item_id}
+    facts = conn.execute(_OPEN_FACTS, params).first()
+    if facts is None:
+        return OpenState()
+    skus = {row.sku_id: (row.id, _sku(row)) for row in conn.execute(_OPEN_SKUS, params)}
+    tiers = {
+        row.min_qty: (row.id, Tier(row.min_qty, row.price))
+        for row in conn.execute(_OPEN_TIERS, params)
+    }
+    return OpenState(item=(facts.id, _facts(facts)), skus=skus, tiers=tiers)
+
+
+def load_offer_at(conn: Connection, item_id: int, at: datetime | None = None) -> Offer | None:
+    """The offer as stored now (``at`` None) or as it was at ``at``; None if unknown then."""
+    item = conn.execute(_ITEM, {"item_id": item_id}).first()
+    if item is None:
+        return None
+    if at is None:
+        return load_open_state(conn, item_id).to_offer(item)
+    params = {"item_id": item_id, "at": at}
+    facts = conn.execute(_facts_query(at), params).first()
+    if facts is None:
+        return None
+    skus = [_sku(row) for row in conn.execute(_skus_query(at), params)]
+    tiers = [Tier(row.min_qty, row.price) for row in conn.execute(_tiers_query(at), params)]
+    return _offer(item, _facts(facts), skus, tiers)
+
+
+def write_offer(
+    conn: Connection, item_id: int, at: datetime, state: OpenState, offer: Offer
+) -> bool:
+    """Close and open state rows so that the open rows describe ``offer``.
+
+    Returns whether anything was written.
+    """
+    wrote = False
+    facts = ItemFacts.of(offer)
+    if state.item is None or state.item[1] != facts:
+        if state.item is not None:
+            _close(conn, ITEM_STATES, [state.item[0]], at)
+        conn.execute(
+            _INSERT[ITEM_STATES.name],
+            [{"item_id": item_id, "valid_from": at, "valid_to": None, **_asdict(facts)}],
+        )
+        wrote = True
+
+    polled_skus = {sku.sku_id: sku for sku in offer.skus}
+    stale = [row_id for key, (row_id, old) in state.skus.items() if polled_skus.get(key) != old]
+    fresh = [
+        {
+            "item_id": item_id,
+            "sku_id": sku.sku_id,
+            "spec_id": sku.spec_id,
+            "name": sku.name,
+            "price": sku.price,
+            "stock": sku.stock,
+            "sold_out": sku.sold_out,
+            "position": position,
+            "valid_from": at,
+            "valid_to": None,
+        }
+        for position, sku in enumerate(offer.skus)
+        if (known := state.skus.get(sku.sku_id)) is None or known[1] != sku
+    ]
+    wrote |= _replace(conn, SKU_STATES, stale, fresh, at)
+
+    polled_tiers = {tier.min_qty: tier for tier in offer.tiers}
+    stale = [row_id for key, (row_id, old) in state.tiers.items() if polled_tiers.get(key) != old]
+    fresh = [
+        {
+            "item_id": item_id,
+            "min_qty": tier.min_qty,
+            "price": tier.price,
+            "valid_from": at,
+            "valid_to": None,
+        }
+        for tier in offer.tiers
+        if (known_tier := state.tiers.get(tier.min_qty)) is None or known_tier[1] != tier
+    ]
+    wrote |= _replace(conn, TIER_STATES, stale, fresh, at)
+    return wrote
+
+
+def _asdict(facts: ItemFacts) -> dict[str, Any]:
+    return {
+        "title": facts.title,
+        "sold_out": facts.sold_out,
+        "stock": facts.stock,
+        "price_min": facts.price_min,
+        "price_max": facts.price_max,
+    }
+
+
+def _replace(
+    conn: Connection, table: sa.Table, stale: list[int], fresh: list[dict[str, Any]], at: datetime
+) -> bool:
+    """Close the ``stale`` rows, then insert the ``fresh`` ones (closing first keeps the
+    one-open-row-per-key index satisfied)."""
+    if stale:
+        _close(conn, table, stale, at)
+    if fresh:
+        conn.execute(_INSERT[table.name], fresh)
+    return bool(stale or fresh)
+
+
+def _close(conn: Connection, table: sa.Table, ids: Iterable[int], at: datetime) -> None:
+    ids = list(ids)
+    stmt = _CLOSE[table.name]
+    for start in range(0, len(ids), _CLOSE_CHUNK):
+        conn.execute(stmt, {"ids": ids[start : start + _CLOSE_CHUNK], "at": at})

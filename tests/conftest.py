@@ -1,0 +1,94 @@
+"""Database fixtures: every storage test runs on SQLite and on PostgreSQL.
+
+``db_url`` is a fresh, empty database per test: a temporary SQLite file, or a
+schema of its own on the PostgreSQL server named by ``MONITOR_TEST_PG_URL``
+(default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``), selected
+through the connection's ``search_path`` and dropped afterwards, so tests can
+run in parallel and leave nothing behind. PostgreSQL being unreachable FAILS
+the PostgreSQL tests; it never skips them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from monitor.db.engine import make_engine, upgrade
+from monitor.db.store import Store
+from monitor.db.urls import safe_url
+
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+DIALECTS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def pg_base_url() -> str:
+    return os.environ.get("MONITOR_TEST_PG_URL", PG_DEFAULT)
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[Engine]:
+    """An autocommit engine on the test server; fails (never skips) when it is down."""
+    url = sa.make_url(pg_base_url()).set(drivername="postgresql+psycopg")
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        pytest.fail(
+            f"PostgreSQL at {safe_url(url)} is unreachable ({type(exc.orig).__name__}); "
+            "start it or set MONITOR_TEST_PG_URL",
+            pytrace=False,
+        )
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_schema_url(pg_admin: Engine) -> Iterator[str]:
+    """A URL whose connections live in a new, empty PostgreSQL schema (dropped afterwards)."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with pg_admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    url = sa.make_url(pg_base_url()).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with pg_admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=DIALECTS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database, SQLite or PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+pysqlite:///{tmp_path / 'monitor.db'}"
+    url: str = request.getfixturevalue("pg_schema_url")
+    return url
+
+
+@pytest.fixture
+def migrated_url(db_url: str) -> str:
+    """``db_url`` with the schema at the head revision."""
+    upgrade(db_url)
+    return db_url
+
+
+@pytest.fixture
+def engine(migrated_url: str) -> Iterator[Engine]:
+    engine = make_engine(migrated_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def store(migrated_url: str) -> Iterator[Store]:
+    store = Store.open(migrated_url)
+    yield store
+    store.close()
