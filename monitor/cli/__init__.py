@@ -15,6 +15,7 @@ import click
 from monitor import __version__
 from monitor.cli.check import check
 from monitor.cli.dbcmd import db
+from monitor.cli.notify import notify
 from monitor.cli.run import run
 from monitor.cli.validate import validate
 from monitor.errors import MonitorError
@@ -76,6 +77,7 @@ def cli(log_level: str, log_format: str) -> None:
 
 cli.add_command(check)
 cli.add_command(db)
+cli.add_command(notify)
 cli.add_command(run)
 cli.add_command(validate)
 

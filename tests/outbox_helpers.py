@@ -1,0 +1,96 @@
+"""Builders shared by the outbox, delivery and ``notify`` CLI tests."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from decimal import Decimal
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from monitor.alerts.model import Alert, AlertGroup
+from monitor.alerts.outbox import enqueue
+from monitor.db.outbox_models import Notification
+from monitor.db.records import PollResult
+from monitor.db.store import Store
+from monitor.watchlist_model import QuietHours, Target
+from tests.factories import ITEM_ID, offer
+
+NOTIFICATIONS = cast(sa.Table, Notification.__table__)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def group(
+    item_id: int = ITEM_ID,
+    *,
+    when: datetime,
+    kinds: tuple[str, ...] = ("price_drop",),
+    name: str | None = "Leopard robe",
+) -> AlertGroup:
+    """An alert group of ``item_id`` with one alert per kind."""
+    alerts = tuple(
+        Alert(
+            kind,
+            sku_id=f"5{index:012d}",
+            sku_name=f"white / {index}",
+            old=Decimal("29.89"),
+            new=Decimal("25.90"),
+            pct=Decimal("-13.3"),
+        )
+        for index, kind in enumerate(kinds)
+    )
+    return AlertGroup(
+        item_id=item_id,
+        name=name,
+        title="Women's leopard print robe",
+        url=f"https://detail.1688.com/offer/{item_id}.html",
+        shop="Yiwu Example Garments",
+        image=None,
+        currency="CNY",
+        detected_at=when,
+        alerts=alerts,
+    )
+
+
+def target(
+    name: str,
+    url: str = "json://127.0.0.1:9/hook",
+    *,
+    quiet: tuple[time, time] | None = None,
+    digest: time | None = None,
+    zone: ZoneInfo = SHANGHAI,
+    template: str | None = None,
+) -> Target:
+    return Target(
+        name=name,
+        url=url,
+        url_template=url,
+        quiet_hours=QuietHours(*quiet) if quiet else None,
+        timezone=zone,
+        digest=digest,
+        template=template,
+    )
+
+
+def record_poll(
+    store: Store, alerts: AlertGroup, targets: list[Target], when: datetime
+) -> tuple[PollResult, int]:
+    """Record a poll of the group's item at ``when`` whose transaction enqueues ``alerts``.
+
+    Returns the poll and how many outbox rows it inserted.
+    """
+    inserted: list[int] = []
+
+    def extra(conn: Any, poll: PollResult) -> None:
+        inserted.append(enqueue(conn, alerts, poll.poll_id, targets, when))
+
+    poll = store.apply_poll(alerts.item_id, when, offer(item_id=alerts.item_id), extra=extra)
+    return poll, inserted[0]
+
+
+def rows(engine: Engine) -> list[sa.Row[Any]]:
+    """Every outbox row, by id."""
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(NOTIFICATIONS).order_by(NOTIFICATIONS.c.id)))
