@@ -23,6 +23,7 @@ from monitor.daemon.reload import WatchlistReloader
 from monitor.daemon.service import Daemon
 from monitor.db.retention import prune_poll_log
 from monitor.errors import MonitorError
+from monitor.watchlist import Watchlist
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,18 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    # A new watchlist stays pending until it is applied: if the database is
+    # unreachable at that moment, the next run tries again (the file does not
+    # change again, so the reloader alone would never hand it over twice).
+    pending: list[Watchlist] = []
+
     async def reload() -> None:
         watchlist = await reloader.poll()
         if watchlist is not None:
-            await daemon.apply_watchlist(watchlist)
+            pending[:] = [watchlist]
+        if pending:
+            await daemon.apply_watchlist(pending[0])
+            pending.clear()
             log.info("watchlist reloaded from %s", reloader.path)
 
     async def housekeeping() -> None:

@@ -78,6 +78,8 @@ class Daemon:
         self.rng = rng or random.Random()
         self.on_poll = on_poll
         self.in_flight: dict[int, asyncio.Task[PollResult | None]] = {}
+        #: Claim queries running in worker threads (see :meth:`_claim`).
+        self._claims: set[asyncio.Future[list[int]]] = set()
         self.paused_until: datetime | None = None
         self.stopping = False
         self.polls_done = 0
@@ -85,7 +87,12 @@ class Daemon:
     # -- watchlist -------------------------------------------------------------
 
     async def apply_watchlist(self, watchlist: Watchlist) -> leases.SyncReport:
-        """Make ``watchlist`` the one in force: throttle ceilings and watched items."""
+        """Make ``watchlist`` the one in force: throttle ceilings and watched items.
+
+        An item whose interval got shorter is brought forward, so the new
+        interval applies at once rather than after the old one runs out.
+        """
+        before = {item.id: item.rules.interval for item in watched_items(self.watchlist)}
         self.watchlist = watchlist
         settings = watchlist.settings
         await self.throttle.configure(settings.max_requests_per_second, settings.max_concurrency)
@@ -99,6 +106,12 @@ class Daemon:
             now,
             lambda item_id: first_poll_at(now, item_id, intervals[item_id]),
         )
+        shortened = {
+            item_id: first_poll_at(now, item_id, interval)
+            for item_id, interval in intervals.items()
+            if item_id in before and interval < before[item_id]
+        }
+        await asyncio.to_thread(leases.bring_forward, self.store.engine, shortened)
         if report.added or report.removed:
             log.info(
                 "watchlist: %d items watched (%d added, %d removed)",
@@ -129,20 +142,39 @@ class Daemon:
                 return []
             want = min(want, 1)  # one probe per quota_probe while TMAPI says 439
             self.paused_until = now + self.options.quota_probe
-        item_ids = await asyncio.to_thread(
-            leases.claim,
-            self.store.engine,
-            self.options.owner,
-            now,
-            limit=want,
-            lease=self.options.lease,
-            due_only=due_only,
-        )
+        item_ids = await self._claim(now, limit=want, lease=self.options.lease, due_only=due_only)
         for item_id in item_ids:
             self.in_flight[item_id] = asyncio.create_task(
                 self._poll(item_id), name=f"poll-{item_id}"
             )
         return item_ids
+
+    async def _claim(
+        self, now: datetime, *, limit: int, lease: timedelta, due_only: bool
+    ) -> list[int]:
+        """Run the claim query in a worker thread and return the claimed ids.
+
+        The query is shielded: if the caller is cancelled (the scheduler's
+        shutdown cancels running jobs), the thread still commits its claim,
+        and :meth:`drain` waits for it before releasing this process's leases,
+        so no lease is left behind. A claim that ends after shutdown began
+        starts nothing.
+        """
+        claim = asyncio.ensure_future(
+            asyncio.to_thread(
+                leases.claim,
+                self.store.engine,
+                self.options.owner,
+                now,
+                limit=limit,
+                lease=lease,
+                due_only=due_only,
+            )
+        )
+        self._claims.add(claim)
+        claim.add_done_callback(self._claims.discard)
+        item_ids = await asyncio.shield(claim)
+        return [] if self.stopping else item_ids
 
     async def wait_idle(self) -> None:
         """Wait until no poll of this process is in flight."""
@@ -244,14 +276,8 @@ class Daemon:
         if total == 0:
             return []
         run_time = timedelta(seconds=total / self.throttle.limiter.rate)
-        item_ids = await asyncio.to_thread(
-            leases.claim,
-            self.store.engine,
-            self.options.owner,
-            self.clock(),
-            limit=total,
-            lease=self.options.lease + run_time,
-            due_only=False,
+        item_ids = await self._claim(
+            self.clock(), limit=total, lease=self.options.lease + run_time, due_only=False
         )
         queue = list(reversed(item_ids))
         results: list[PollResult] = []
@@ -276,6 +302,8 @@ class Daemon:
     async def drain(self, grace: float) -> None:
         """Stop claiming; let polls in flight finish for ``grace`` seconds, then cancel."""
         self.stopping = True
+        if self._claims:  # let claim queries commit, so the release below covers them
+            await asyncio.gather(*self._claims, return_exceptions=True)
         tasks = list(self.in_flight.values())
         if tasks:
             log.info("waiting up to %g s for %d polls in flight", grace, len(tasks))

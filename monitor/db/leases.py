@@ -15,12 +15,13 @@ their leases expire.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -60,10 +61,16 @@ def sync_watchlist(
         with write_transaction(engine) as conn:
             rows = conn.execute(sa.select(ITEMS.c.item_id, ITEMS.c.watched, ITEMS.c.name)).all()
             known = {row.item_id: row for row in rows}
-            added = [i for i in wanted if i not in known]
-            if added:
-                conn.execute(
-                    sa.insert(ITEMS),
+            new = [i for i in wanted if i not in known]
+            added: list[int] = []
+            if new:
+                # Replicas starting together insert the same new items: the first
+                # one wins, the others skip them instead of failing the start.
+                insert = (sqlite.insert if is_sqlite(conn) else postgresql.insert)(ITEMS)
+                inserted = conn.execute(
+                    insert.on_conflict_do_nothing(index_elements=["item_id"]).returning(
+                        ITEMS.c.item_id
+                    ),
                     [
                         {
                             "item_id": item_id,
@@ -77,9 +84,11 @@ def sync_watchlist(
                             "available": True,
                             "unavailable_streak": 0,
                         }
-                        for item_id in added
+                        for item_id in new
                     ],
                 )
+                fresh = set(inserted.scalars())
+                added = [i for i in new if i in fresh]
             for item_id, row in known.items():
                 watch = item_id in wanted
                 name = wanted.get(item_id, row.name)
@@ -93,6 +102,27 @@ def sync_watchlist(
             return SyncReport(tuple(added), removed, len(wanted))
     except SQLAlchemyError as exc:
         raise storage_error(exc, "syncing the watchlist") from None
+
+
+def bring_forward(engine: Engine, due_by: Mapping[int, datetime]) -> None:
+    """Make each item due no later than ``due_by[item_id]``.
+
+    Used when a watchlist edit shortens an item's interval: the new interval
+    applies at once instead of after the old, longer one has run out. Items
+    already due sooner keep their time.
+    """
+    if not due_by:
+        return
+    stmt = (
+        sa.update(ITEMS)
+        .where(ITEMS.c.item_id == sa.bindparam("key"), ITEMS.c.next_poll_at > sa.bindparam("due"))
+        .values(next_poll_at=sa.bindparam("due"))
+    )
+    try:
+        with write_transaction(engine) as conn:
+            conn.execute(stmt, [{"key": key, "due": due} for key, due in due_by.items()])
+    except SQLAlchemyError as exc:
+        raise storage_error(exc, "rescheduling items with a shorter interval") from None
 
 
 def claim(
@@ -126,7 +156,7 @@ def claim(
                 .values(lease_owner=owner, lease_expires_at=now + lease)
                 .returning(ITEMS.c.item_id, ITEMS.c.next_poll_at)
             )
-            rows = conn.execute(stmt).all()
+            rows = list(conn.execute(stmt).all())
     except SQLAlchemyError as exc:
         raise storage_error(exc, "claiming due items") from None
     rows.sort(key=lambda r: (r.next_poll_at is not None, r.next_poll_at or now, r.item_id))
