@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from monitor.alerts.pipeline import record_alerts
 from monitor.cli.common import tmapi_settings
 from monitor.cli.validate import WATCHLIST_OPTION_HELP, default_watchlist
 from monitor.daemon.reload import WatchlistReloader
@@ -93,12 +94,17 @@ async def _run(
                     throttle=throttle,
                     watchlist=watchlist,
                     options=options,
+                    on_poll=record_alerts,
                 )
                 if once:
                     await daemon.apply_watchlist(watchlist)
-                    return await daemon.run_once()
+                    results = await daemon.run_once()
+                    await daemon.deliver_all()
+                    return results
                 reloader = WatchlistReloader(watchlist.path, watchlist)
-                await serve(daemon, reloader, options=RunnerOptions(grace=grace))
+                await serve(
+                    daemon, reloader, options=RunnerOptions(grace=grace), deliver=daemon.deliver
+                )
                 return []
     finally:
         await asyncio.to_thread(store.close)

@@ -21,6 +21,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
+from monitor.alerts.deliver import DeliveryReport, default_sender, deliver_due
+from monitor.alerts.sender import AppriseSender
 from monitor.daemon.throttle import AdaptiveThrottle
 from monitor.daemon.timing import first_poll_at, next_poll_at
 from monitor.db import leases
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 #: Extra writes in a poll's transaction (alert rules and outbox rows).
-PollHook = Callable[[Connection, PollResult, Item, Watchlist], None]
+PollHook = Callable[[Connection, PollResult, Item, Watchlist], object]
 
 
 def default_owner() -> str:
@@ -68,6 +70,7 @@ class Daemon:
         clock: Clock = utc_now,
         rng: random.Random | None = None,
         on_poll: PollHook | None = None,
+        sender: AppriseSender | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -77,6 +80,7 @@ class Daemon:
         self.clock = clock
         self.rng = rng or random.Random()
         self.on_poll = on_poll
+        self.sender = sender
         self.in_flight: dict[int, asyncio.Task[PollResult | None]] = {}
         #: Claim queries running in worker threads (see :meth:`_claim`).
         self._claims: set[asyncio.Future[list[int]]] = set()
@@ -262,6 +266,33 @@ class Daemon:
         elif poll.offer is not None and self.paused_until is not None:
             log.warning("TMAPI answers again: polling resumed")
             self.paused_until = None
+
+    # -- delivery ------------------------------------------------------------
+
+    async def deliver(self) -> DeliveryReport:
+        """Send the outbox rows that are due (one batch), recording each outcome."""
+        watchlist = self.watchlist
+        if self.sender is None:
+            self.sender = default_sender()
+        return await deliver_due(
+            self.store.engine,
+            watchlist.targets,
+            owner=self.options.owner,
+            now=self.clock(),
+            dead_after=watchlist.settings.dead_after,
+            sender=self.sender,
+            rng=self.rng,
+        )
+
+    async def deliver_all(self, max_batches: int = 100) -> int:
+        """Deliver batch after batch until nothing is due now; return how many were sent."""
+        sent = 0
+        for _ in range(max_batches):
+            report = await self.deliver()
+            sent += report.sent
+            if not report.deliveries:
+                break
+        return sent
 
     # -- once ------------------------------------------------------------------
 

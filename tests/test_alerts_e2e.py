@@ -1,0 +1,201 @@
+"""Poll → diff → rules → outbox → apprise, end to end through real local receivers.
+
+The simulated TMAPI changes a price; the daemon polls it (fake clock) and
+delivers through apprise to a real SMTP server (aiosmtpd) and a real webhook
+receiver (``json://127.0.0.1:PORT``). Each gets the message exactly once,
+also across a restart and while the other target is failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.alerts.pipeline import record_alerts
+from monitor.alerts.sender import AppriseSender
+from monitor.daemon.service import Daemon, DaemonOptions
+from monitor.daemon.throttle import AdaptiveThrottle
+from monitor.db.engine import upgrade
+from monitor.db.store import Store
+from monitor.tmapi.client import TmapiClient, TmapiSettings
+from monitor.tmapi.simulator import SimulatedTmapi
+from monitor.watchlist import load_watchlist
+from tests.receivers import Answer, SmtpReceiver, WebhookReceiver
+
+ITEM = 652702302959
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpReceiver]:
+    with SmtpReceiver() as server:
+        yield server
+
+
+@pytest.fixture
+def hook() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as server:
+        yield server
+
+
+@pytest.fixture
+def sim() -> Iterator[SimulatedTmapi]:
+    with SimulatedTmapi(items=[ITEM]) as server:
+        yield server
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    upgrade(db_url)
+    opened = Store.open(db_url)
+    yield opened
+    opened.close()
+
+
+def write_watchlist(path: Path, smtp: SmtpReceiver, hook: WebhookReceiver) -> Path:
+    path.write_text(
+        f"""
+[settings]
+max_requests_per_second = 1000
+jitter = 0
+
+[targets]
+mail = "{smtp.mailto_url()}"
+hook = "{hook.json_url("/hook")}"
+
+[defaults]
+interval = "10m"
+notify = ["mail", "hook"]
+alert_on = ["price_drop", "sold_out", "back_in_stock", "tier_change", "target_price"]
+price_drop_pct = 3
+
+[[items]]
+id = {ITEM}
+name = "Leopard robe"
+target_price = 26
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@asynccontextmanager
+async def daemon_for(
+    store: Store, sim: SimulatedTmapi, path: Path, clock: Clock
+) -> AsyncIterator[Daemon]:
+    watchlist = load_watchlist(path)
+    throttle = AdaptiveThrottle(1000, 4)
+    settings = TmapiSettings(base_url=sim.base_url, timeout=5, max_attempts=1)
+    async with TmapiClient(settings, gate=throttle.call) as client:
+        daemon = Daemon(
+            store=store,
+            client=client,
+            throttle=throttle,
+            watchlist=watchlist,
+            options=DaemonOptions(owner="e2e"),
+            clock=clock,
+            rng=random.Random(1),
+            on_poll=record_alerts,
+            sender=AppriseSender(min_interval=0),
+        )
+        await daemon.apply_watchlist(watchlist)
+        yield daemon
+
+
+async def poll_and_deliver(daemon: Daemon) -> int:
+    await daemon.run_once()
+    return await daemon.deliver_all()
+
+
+async def test_price_drop_reaches_mail_and_webhook_exactly_once(
+    store: Store, sim: SimulatedTmapi, smtp: SmtpReceiver, hook: WebhookReceiver, tmp_path: Path
+) -> None:
+    path = write_watchlist(tmp_path / "watchlist.toml", smtp, hook)
+    clock = Clock()
+    async with daemon_for(store, sim, path, clock) as daemon:
+        assert await poll_and_deliver(daemon) == 0  # the baseline alerts nobody
+        sku = sim.sku_ids(ITEM)[0]
+        sim.set_price(ITEM, sku, "25.90")
+        clock.now += timedelta(minutes=10)
+        assert await poll_and_deliver(daemon) == 2
+        clock.now += timedelta(minutes=10)
+        assert await poll_and_deliver(daemon) == 0  # nothing new
+
+    # A restart: a new daemon on the same database sends nothing again.
+    async with daemon_for(store, sim, path, clock) as daemon:
+        clock.now += timedelta(minutes=1)
+        assert await daemon.deliver_all() == 0
+
+    (mail,) = smtp.messages
+    (posted,) = hook.received("/hook")
+    plain = next(p for p in mail.walk() if p.get_content_type() == "text/plain")
+    html = next(p for p in mail.walk() if p.get_content_type() == "text/html")
+    assert "¥29.89 → ¥25.90 (−13.3%)" in plain.get_content()
+    assert "白色豹纹 / L" in plain.get_content()
+    assert "25.90" in html.get_content()
+    body = posted.json()["message"]
+    assert "¥29.89 → ¥25.90" in body
+    assert "≤ ¥26" in body or "target" in body.lower()
+
+
+async def test_failing_target_gets_it_once_after_recovery_and_never_resends_the_other(
+    store: Store, sim: SimulatedTmapi, smtp: SmtpReceiver, hook: WebhookReceiver, tmp_path: Path
+) -> None:
+    path = write_watchlist(tmp_path / "watchlist.toml", smtp, hook)
+    clock = Clock()
+    hook.script("/hook", Answer(500), Answer(500))
+    async with daemon_for(store, sim, path, clock) as daemon:
+        await poll_and_deliver(daemon)
+        sim.sell_out(ITEM, sim.sku_ids(ITEM)[2])
+        clock.now += timedelta(minutes=10)
+        assert await poll_and_deliver(daemon) == 1  # mail at once, the webhook fails
+        assert len(smtp.messages) == 1
+        for _ in range(6):  # retries come due as time passes
+            clock.now += timedelta(minutes=30)
+            await daemon.deliver_all()
+    assert len(smtp.messages) == 1
+    # two scripted 500s, then the one delivery that succeeded, and nothing after it
+    posts = hook.received("/hook")
+    assert len(posts) == 3
+    assert "sold out" in posts[-1].json()["message"]
+
+
+async def test_smtp_down_then_up(
+    store: Store, sim: SimulatedTmapi, smtp: SmtpReceiver, hook: WebhookReceiver, tmp_path: Path
+) -> None:
+    path = write_watchlist(tmp_path / "watchlist.toml", smtp, hook)
+    clock = Clock()
+    async with daemon_for(store, sim, path, clock) as daemon:
+        await poll_and_deliver(daemon)
+        smtp.stop()
+        sim.set_tiers(ITEM, [(1, "29.89"), (100, "27.00"), (300, "25.90")])
+        clock.now += timedelta(minutes=10)
+        assert await poll_and_deliver(daemon) == 1  # the webhook only
+        smtp.start()
+        for _ in range(6):
+            clock.now += timedelta(minutes=30)
+            await daemon.deliver_all()
+    (mail,) = smtp.messages
+    plain = next(p for p in mail.walk() if p.get_content_type() == "text/plain")
+    assert "≥100 pcs: ¥27.60 → ¥27.00" in plain.get_content()
+    assert len(hook.received("/hook")) == 1
+
+
+def test_event_loop_not_needed_for_fixtures() -> None:
+    # The receivers run in threads; this guards against a fixture leaking a loop.
+    with pytest.raises(RuntimeError):
+        asyncio.get_running_loop()
