@@ -13,10 +13,17 @@ from typing import IO, Any
 import click
 
 from monitor import __version__
+from monitor.cli.chart import chart
 from monitor.cli.check import check
+from monitor.cli.completion import completion
 from monitor.cli.dbcmd import db
+from monitor.cli.demo import demo
+from monitor.cli.export import export
+from monitor.cli.history import history
+from monitor.cli.items import items
 from monitor.cli.notify import notify
 from monitor.cli.run import run
+from monitor.cli.status import status
 from monitor.cli.validate import validate
 from monitor.errors import MonitorError
 from monitor.logs import setup_logging
@@ -77,9 +84,16 @@ def cli(log_level: str, log_format: str) -> None:
 
 cli.add_command(check)
 cli.add_command(db)
+cli.add_command(demo)
 cli.add_command(notify)
 cli.add_command(run)
 cli.add_command(validate)
+cli.add_command(status)
+cli.add_command(history)
+cli.add_command(export)
+cli.add_command(chart)
+cli.add_command(items)
+cli.add_command(completion)
 
 
 def main() -> None:
