@@ -64,7 +64,7 @@ async def poll_item(
     client: TmapiClient,
     store: Store,
     item_id: int,
-    options: PollOptions = PollOptions(),  # noqa: B008 (frozen, shared default is safe)
+    options: PollOptions = PollOptions(),  # frozen: a shared default is safe
     *,
     clock: Clock = utc_now,
     extra: ExtraWrites | None = None,
