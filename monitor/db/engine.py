@@ -236,10 +236,23 @@ def downgrade(url: str | URL, revision: str) -> None:
         engine.dispose()
 
 
+#: The advisory lock key that serialises migrations ("1688" in it, nothing else special).
+_MIGRATION_LOCK = 1688_0001
+
+
 def _run(engine: Engine, direction: str, revision: str) -> None:
-    """Run one Alembic command in a single transaction on ``engine``."""
+    """Run one Alembic command in a single transaction on ``engine``.
+
+    On PostgreSQL the transaction first takes an advisory lock, so replicas
+    started together with ``--migrate`` migrate one after the other (the
+    later ones find the schema at head and do nothing).
+    """
     try:
         with engine.begin() as conn:
+            if not is_sqlite(conn):
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+                )
             config = alembic_config(conn)
             if direction == "upgrade":
                 command.upgrade(config, revision)
