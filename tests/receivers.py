@@ -55,6 +55,7 @@ class Answer:
 
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
 
 
 class WebhookReceiver:
@@ -77,8 +78,9 @@ class WebhookReceiver:
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(len(answer.body)))
                 self.end_headers()
+                self.wfile.write(answer.body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -199,3 +199,77 @@ def test_event_loop_not_needed_for_fixtures() -> None:
     # The receivers run in threads; this guards against a fixture leaking a loop.
     with pytest.raises(RuntimeError):
         asyncio.get_running_loop()
+
+
+SLACK = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ"
+TELEGRAM = "tgram://123456789:abcdefg_hijklmnop/12345/"
+SERVICES = {"hooks.slack.com": "/slack", "api.telegram.org": "/telegram"}
+
+
+@pytest.fixture
+def services_on_loopback(hook: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slack's and Telegram's hosts answered by the local receiver; nothing else reachable."""
+    import requests
+    from urllib.parse import urlsplit, urlunsplit
+
+    original = requests.Session.send
+
+    def send(self: requests.Session, request: requests.PreparedRequest, **kwargs: object) -> object:
+        parts = urlsplit(request.url or "")
+        prefix = SERVICES.get(parts.hostname or "")
+        if prefix is None:
+            raise requests.ConnectionError(f"no network in tests ({parts.hostname})")
+        request.url = urlunsplit(
+            ("http", f"127.0.0.1:{hook.port}", prefix + parts.path, parts.query, "")
+        )
+        return original(self, request, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "send", send)
+
+
+async def test_every_kind_reaches_slack_and_telegram_formats_once(
+    store: Store,
+    sim: SimulatedTmapi,
+    smtp: SmtpReceiver,
+    hook: WebhookReceiver,
+    tmp_path: Path,
+    services_on_loopback: None,
+) -> None:
+    path = tmp_path / "watchlist.toml"
+    write_watchlist(path, smtp, hook)
+    text = path.read_text(encoding="utf-8")
+    text = text.replace(
+        f'hook = "{hook.json_url("/hook")}"', f'slack = "{SLACK}"\ntelegram = "{TELEGRAM}"'
+    ).replace('notify = ["mail", "hook"]', 'notify = ["mail", "slack", "telegram"]')
+    path.write_text(text, encoding="utf-8")
+    hook.always("/slack/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ", Answer(body=b"ok"))
+    clock = Clock()
+    skus = sim.sku_ids(ITEM)
+    async with daemon_for(store, sim, path, clock) as daemon:
+        await poll_and_deliver(daemon)
+        # price drop below the target, a quantity break, a SKU sold out: one message
+        sim.set_price(ITEM, skus[0], "25.90")
+        sim.set_tiers(ITEM, [(1, "29.89"), (100, "27.00"), (300, "25.90")])
+        sim.sell_out(ITEM, skus[2])
+        clock.now += timedelta(minutes=10)
+        assert await poll_and_deliver(daemon) == 3
+        # back in stock: a second message
+        sim.restock(ITEM, skus[2])
+        clock.now += timedelta(minutes=10)
+        assert await poll_and_deliver(daemon) == 3
+        clock.now += timedelta(minutes=10)
+        assert await poll_and_deliver(daemon) == 0
+
+    slack = [r.json() for r in hook.received() if r.path.startswith("/slack/")]
+    telegram = [r.json() for r in hook.received() if r.path.startswith("/telegram/")]
+    assert len(slack) == 2, slack
+    assert len(telegram) == 2, telegram
+    assert len(smtp.messages) == 2
+    first_slack = str(slack[0])
+    first_telegram = telegram[0]["text"]
+    for line in ("¥29.89 → ¥25.90 (−13.3%)", "≥100 pcs: ¥27.60 → ¥27.00", "sold out", "target"):
+        assert line in first_slack, line
+        assert line in first_telegram, line
+    assert telegram[0]["parse_mode"] == "HTML"
+    assert "back in stock" in str(slack[1])
+    assert "back in stock" in telegram[1]["text"]
