@@ -209,8 +209,9 @@ SERVICES = {"hooks.slack.com": "/slack", "api.telegram.org": "/telegram"}
 @pytest.fixture
 def services_on_loopback(hook: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
     """Slack's and Telegram's hosts answered by the local receiver; nothing else reachable."""
-    import requests
     from urllib.parse import urlsplit, urlunsplit
+
+    import requests
 
     original = requests.Session.send
 
