@@ -213,6 +213,12 @@ class Target:
             except Exception:  # a URL apprise cannot even render is shown by scheme only
                 shown = None
         if isinstance(shown, str):
+            # apprise leaves the path of json://, xml://, form:// … in clear: mask
+            # every part that looks like a token there too.
+            from monitor.alerts.sender import url_secrets
+
+            for secret in sorted(url_secrets(self.url) - {self.url}, key=len, reverse=True):
+                shown = shown.replace(secret, "***")
             return shown
         scheme, sep, _ = self.url.partition("://")
         return f"{scheme}://…" if sep else "…"

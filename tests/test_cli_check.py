@@ -93,7 +93,7 @@ def test_failure_is_one_clear_line(
     sim.fail(ITEM, code=code, times=10)
     result = run(env, "check", str(ITEM))
     assert result.exit_code == 1
-    lines = [line for line in result.stderr.splitlines() if line.startswith(f"item {ITEM}:")]
+    lines = [line for line in result.stderr.splitlines() if line.startswith(f"item {ITEM}")]
     assert len(lines) == 1, result.stderr
     assert words in lines[0]
     assert "Traceback" not in output(result)

@@ -50,7 +50,10 @@ def check(item_ids: tuple[int, ...], as_json: bool, language: str) -> None:
     for result in results:
         if result.outcome is PollOutcome.FAILED or result.offer is None:
             failed = True
-            click.echo(f"item {result.item_id}: {result.error_message}", err=True)
+            message = result.error_message or "failed"
+            if not message.startswith(f"item {result.item_id}"):
+                message = f"item {result.item_id}: {message}"
+            click.echo(message, err=True)
             continue
         if as_json:
             continue
