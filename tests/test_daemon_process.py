@@ -414,7 +414,7 @@ def test_a_killed_replicas_items_are_taken_over_after_its_lease(
             # While the lease was valid nobody sent a request for the item (a request
             # the victim wrote just before it was killed may be read a moment later).
             valid_until = killed_mono + expires[item_id] - killed_at
-            in_flight = killed_mono + 0.25
+            in_flight = killed_mono + 1.0
             assert not [t for t in sim.starts[item_id] if in_flight < t < valid_until]
         assert_nothing_half_written(engine, sim, ITEMS)
     finally:
