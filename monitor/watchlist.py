@@ -43,8 +43,7 @@ from monitor.logs import register_secret
 from monitor.watchlist_fields import (
     check_apprise_url,
     check_template,
-    expand_env,
-    referenced_variables,
+    expand_variables,
     show_value,
     suggest,
     to_bool,
@@ -327,12 +326,13 @@ def _parse_target(
         report.problem(entry, "url", "missing (the apprise URL to send to)")
         return None
     template = report.check(entry, "url", _url_string, table["url"])
-    url = None if template is None else report.check(entry, "url", _expander(env), template)
-    if url is None or template is None:
+    filled = None if template is None else report.check(entry, "url", _expander(env), template)
+    if filled is None or template is None:
         return None
+    url, values = filled
     # Register before apprise parses the URL: apprise logs what it is given.
-    for variable in referenced_variables(template):
-        register_secret(env[variable])
+    for secret in values:
+        register_secret(secret)
     register_secret(url)
     if report.check(entry, "url", lambda u: check_apprise_url(u, template), url) is None:
         return None
@@ -358,7 +358,8 @@ def _kind(value: object) -> str:
 
 
 def _expander(env: Mapping[str, str]) -> Check:
-    return lambda template: expand_env(template, env)
+    """``${VAR}`` (or the file named by ``VAR_FILE``) filled in: ``(url, values)``."""
+    return lambda template: expand_variables(template, env)
 
 
 def _rule_checks(targets: Collection[str]) -> dict[str, Check]:

@@ -19,6 +19,7 @@ import string
 from collections.abc import Collection, Mapping
 from datetime import time
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -31,6 +32,7 @@ __all__ = [
     "check_apprise_url",
     "check_template",
     "expand_env",
+    "expand_variables",
     "referenced_variables",
     "show_value",
     "suggest",
@@ -45,6 +47,7 @@ __all__ = [
     "to_str",
     "to_str_list",
     "to_timezone",
+    "variable_value",
 ]
 
 #: Item ids are stored as 64-bit signed integers.
@@ -275,21 +278,45 @@ def referenced_variables(template: str) -> list[str]:
 
 
 def expand_env(template: str, env: Mapping[str, str]) -> str:
+    """``template`` with its variables filled in (see :func:`expand_variables`)."""
+    return expand_variables(template, env)[0]
+
+
+def expand_variables(template: str, env: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
     """Fill each ``${NAME}`` from ``env``; ``$${`` stands for a literal ``${``.
 
-    Messages name variables (``${SLACK_TOKEN}``), never their values.
+    Returns the filled-in text and the values put into it (secrets: the
+    caller registers them before anything may log the text).
+
+    A variable may instead come from a file, as Docker and Kubernetes secrets
+    do: when ``NAME`` is unset (or empty), ``NAME_FILE`` names a file whose
+    content, stripped of surrounding whitespace, is the value. Setting both
+    is an error, and so are an unreadable or empty file. Messages name
+    variables and files, never values.
     """
     if any(m.group(3) for m in _VAR_RE.finditer(template)):
         raise ConfigError(
             '"${" must start a variable like ${SLACK_TOKEN} (write $${ for a literal "${")'
         )
-    names = referenced_variables(template)
-    unset = [f"${{{name}}}" for name in names if name not in env]
-    empty = [f"${{{name}}}" for name in names if name in env and not env[name]]
-    complaints = []
+    values: dict[str, str] = {}
+    unset: list[str] = []
+    empty: list[str] = []
+    complaints: list[str] = []
+    for name in referenced_variables(template):
+        try:
+            value = variable_value(name, env)
+        except ConfigError as exc:
+            complaints.append(str(exc))
+            continue
+        if value is None:
+            unset.append(f"${{{name}}}")
+        elif not value:
+            empty.append(f"${{{name}}}")
+        else:
+            values[name] = value
     if unset:
         verb = "is" if len(unset) == 1 else "are"
-        complaints.append(f"{', '.join(unset)} {verb} not set in the environment")
+        complaints.insert(0, f"{', '.join(unset)} {verb} not set in the environment")
     if empty:
         verb = "is" if len(empty) == 1 else "are"
         complaints.append(f"{', '.join(empty)} {verb} set but empty")
@@ -297,9 +324,38 @@ def expand_env(template: str, env: Mapping[str, str]) -> str:
         raise ConfigError("; ".join(complaints))
 
     def fill(match: re.Match[str]) -> str:
-        return "${" if match.group(1) else env[match.group(2)]
+        return "${" if match.group(1) else values[match.group(2)]
 
-    return _VAR_RE.sub(fill, template)
+    return _VAR_RE.sub(fill, template), tuple(values.values())
+
+
+def variable_value(name: str, env: Mapping[str, str]) -> str | None:
+    """The value of ``${name}``: ``env[name]``, else the content of the file named by
+    ``env[name + "_FILE"]``; ``None`` when neither is set (see :func:`expand_variables`)."""
+    direct = env.get(name)
+    file_variable = f"{name}_FILE"
+    file_name = env.get(file_variable, "").strip()
+    if not file_name:
+        return direct
+    if direct:
+        raise ConfigError(f"${{{name}}}: {name} and {file_variable} are both set; keep one")
+    try:
+        text = Path(file_name).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        if isinstance(exc, OSError):
+            reason = exc.strerror or type(exc).__name__
+        else:
+            reason = "not UTF-8 text"
+        raise ConfigError(
+            f"${{{name}}}: {file_variable} names {show_value(file_name, 300)}, "
+            f"which cannot be read ({reason})"
+        ) from None
+    value = text.strip()
+    if not value:
+        raise ConfigError(
+            f"${{{name}}}: the file {show_value(file_name, 300)} ({file_variable}) is empty"
+        )
+    return value
 
 
 def check_apprise_url(url: str, template: str) -> str:

@@ -235,7 +235,7 @@ async def test_token_never_leaks_through_logs_errors_or_tracebacks() -> None:
 
     with SimulatedTmapi(seed=1, items=3, token=TOKEN) as sim:
         base = sim.base_url
-        good = TmapiSettings(token=TOKEN, base_url=base, timeout=0.3, max_attempts=2)
+        good = TmapiSettings(token=TOKEN, base_url=base, timeout=1.0, max_attempts=2)
         bad = TmapiSettings(token=TOKEN[::-1], base_url=base)
         sim.fail(ITEM, code=500, times=1)
         sim.set_mode(sim.item_ids[1], Mode.DRIP, delay=0.1)

@@ -1,15 +1,19 @@
 """Reading and writing the rules' per-item memory (table ``rule_states``).
 
-Both functions take the connection of the poll's transaction: the state the
-rules return is saved together with the snapshot and the outbox rows it
-produced, so a rolled-back poll also forgets what it would have remembered.
+Every function takes the connection of the poll's transaction: the state
+the rules return is saved together with the snapshot and the outbox rows
+it produced, so a rolled-back poll also forgets what it would have
+remembered. The batch forms read the states of many items in one query and
+write them with one executemany; ``updated_at`` is when the state was last
+written.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,9 +24,68 @@ from monitor.db.engine import is_sqlite
 from monitor.db.outbox_models import RuleStateRow
 from monitor.errors import StorageError
 
-__all__ = ["load_rule_state", "save_rule_state"]
+__all__ = [
+    "StoredState",
+    "load_rule_state",
+    "load_rule_states",
+    "save_rule_state",
+    "save_rule_states",
+]
 
 RULE_STATES = cast(sa.Table, RuleStateRow.__table__)
+
+_SELECT_ONE = sa.select(RULE_STATES.c.state).where(RULE_STATES.c.item_id == sa.bindparam("item_id"))
+_SELECT_MANY = sa.select(RULE_STATES.c.item_id, RULE_STATES.c.state).where(
+    RULE_STATES.c.item_id.in_(sa.bindparam("ids", expanding=True))
+)
+#: Most items read by one SELECT (SQLite builds before 3.32 allow 999 parameters).
+_CHUNK = 500
+
+
+def _upsert(dialect: Any) -> sa.Insert:
+    insert = dialect.insert(RULE_STATES)
+    return cast(
+        sa.Insert,
+        insert.on_conflict_do_update(
+            index_elements=["item_id"],
+            set_={"state": insert.excluded.state, "updated_at": insert.excluded.updated_at},
+        ),
+    )
+
+
+_UPSERT = {"sqlite": _upsert(sqlite), "postgresql": _upsert(postgresql)}
+
+
+class StoredState:
+    """A state as read: the :class:`RuleState` and the JSON object it was read from.
+
+    ``data`` lets a caller tell whether a new state would store anything
+    different (``new.to_json() == stored.data``) without encoding it.
+    """
+
+    __slots__ = ("data", "state")
+
+    def __init__(self, state: RuleState, data: dict[str, Any] | None) -> None:
+        self.state = state
+        self.data = data
+
+    def unchanged(self, state: RuleState) -> bool:
+        """Whether saving ``state`` would write exactly what is stored."""
+        return self.data is not None and state.to_json() == self.data
+
+
+def _decode(item_id: int, text: str) -> StoredState:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise StorageError(f"rule state of item {item_id}: not JSON") from None
+    if not isinstance(data, dict):
+        raise StorageError(f"rule state of item {item_id}: not a JSON object")
+    return StoredState(RuleState.from_json(data), data)
+
+
+def _encode(state: RuleState) -> str:
+    return json.dumps(state.to_json(), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
 def load_rule_state(conn: Connection, item_id: int) -> RuleState:
@@ -30,26 +93,39 @@ def load_rule_state(conn: Connection, item_id: int) -> RuleState:
 
     Raises :class:`StorageError` if the stored JSON cannot be read.
     """
-    text = conn.execute(
-        sa.select(RULE_STATES.c.state).where(RULE_STATES.c.item_id == item_id)
-    ).scalar()
+    text = conn.execute(_SELECT_ONE, {"item_id": item_id}).scalar()
     if text is None:
         return RuleState()
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise StorageError(f"rule state of item {item_id}: not JSON") from None
-    if not isinstance(data, dict):
-        raise StorageError(f"rule state of item {item_id}: not a JSON object")
-    return RuleState.from_json(data)
+    return _decode(item_id, text).state
+
+
+def load_rule_states(conn: Connection, item_ids: Iterable[int]) -> dict[int, StoredState]:
+    """The stored states of ``item_ids`` (one query per 500); items without one are absent.
+
+    Raises :class:`StorageError` if a stored JSON cannot be read.
+    """
+    ids = list(dict.fromkeys(item_ids))
+    found: dict[int, StoredState] = {}
+    for start in range(0, len(ids), _CHUNK):
+        for item_id, text in conn.execute(_SELECT_MANY, {"ids": ids[start : start + _CHUNK]}):
+            found[item_id] = _decode(item_id, text)
+    return found
 
 
 def save_rule_state(conn: Connection, item_id: int, state: RuleState, now: datetime) -> None:
     """Store ``state`` as the memory of ``item_id`` (insert or replace)."""
-    text = json.dumps(state.to_json(), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-    insert = (sqlite.insert if is_sqlite(conn) else postgresql.insert)(RULE_STATES)
+    save_rule_states(conn, [(item_id, state, now)])
+
+
+def save_rule_states(conn: Connection, states: Sequence[tuple[int, RuleState, datetime]]) -> None:
+    """Store each ``(item_id, state, now)`` (insert or replace), in one executemany."""
+    if not states:
+        return
+    statement = _UPSERT["sqlite" if is_sqlite(conn) else "postgresql"]
     conn.execute(
-        insert.values(item_id=item_id, state=text, updated_at=now).on_conflict_do_update(
-            index_elements=["item_id"], set_={"state": text, "updated_at": now}
-        )
+        statement,
+        [
+            {"item_id": item_id, "state": _encode(state), "updated_at": now}
+            for item_id, state, now in states
+        ],
     )

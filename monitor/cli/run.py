@@ -1,28 +1,44 @@
-"""``monitor run``: the daemon."""
+"""``monitor run``: the daemon, and optionally its ``/healthz`` + ``/metrics`` endpoint."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import click
 
-from monitor.alerts.pipeline import record_alerts
+from monitor.alerts.pipeline import record_alerts_batch
 from monitor.cli.common import tmapi_settings
 from monitor.cli.validate import WATCHLIST_OPTION_HELP, default_watchlist
+from monitor.daemon import runtime
 from monitor.daemon.reload import WatchlistReloader
-from monitor.daemon.runner import RunnerOptions, serve
+from monitor.daemon.runner import RoundObserver, RunnerOptions, serve
 from monitor.daemon.service import Daemon, DaemonOptions
 from monitor.daemon.throttle import AdaptiveThrottle
 from monitor.db.store import PollOutcome, PollResult, Store
 from monitor.errors import ConfigError
+from monitor.health import Health, MetricsServer, probe_database
+from monitor.metrics import Metrics, watch_loop_lag
 from monitor.tmapi.client import TmapiClient
 from monitor.watchlist import Watchlist, load_watchlist, watched_items
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where to serve ``/healthz`` and ``/metrics``, and when to call polling stalled."""
+
+    host: str
+    port: int
+    stall_after: float
 
 
 @click.command()
@@ -51,19 +67,56 @@ log = logging.getLogger(__name__)
     show_default=True,
     help="Seconds polls in flight may take to finish after SIGTERM/SIGINT.",
 )
-def run(path: Path | None, once: bool, migrate: bool, lease: int, grace: float) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    default=None,
+    help="Serve /healthz and /metrics (Prometheus) on this port. Off unless given.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the metrics endpoint binds (0.0.0.0 to expose it beyond this host).",
+)
+@click.option(
+    "--stall-after",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="/healthz fails when no claim round succeeded, or the database did not answer, "
+    "for this many seconds.",
+)
+def run(  # noqa: PLR0917 (click passes every option by position)
+    path: Path | None,
+    once: bool,
+    migrate: bool,
+    lease: int,
+    grace: float,
+    metrics_port: int | None,
+    metrics_host: str,
+    stall_after: float,
+) -> None:
     """Poll the watchlist on schedule, store changes, send alerts.
 
     Edits of the watchlist file apply within seconds; a bad edit is logged
     and the last good version keeps running. SIGTERM or Ctrl-C stops
     cleanly. Several processes may share one PostgreSQL database.
 
+    With --metrics-port, GET /healthz answers 200 while polling goes on and
+    the database answers (503 and the reason otherwise), and GET /metrics
+    gives Prometheus metrics: polls and failures by reason, changes by kind,
+    notifications by state, TMAPI calls, poll latency, event-loop lag.
+
     \b
     Examples:
       monitor run
       monitor run --watchlist /etc/1688-monitor/watchlist.toml --migrate
+      monitor run --metrics-port 9688        # /healthz and /metrics on 127.0.0.1:9688
       monitor run --once          # for cron: poll everything once and exit
     """
+    if once and metrics_port is not None:
+        raise click.UsageError("--metrics-port serves a running daemon; it has no use with --once")
     watchlist_path = path or default_watchlist()
     try:
         watchlist = load_watchlist(watchlist_path)
@@ -74,40 +127,106 @@ def run(path: Path | None, once: bool, migrate: bool, lease: int, grace: float) 
         log.warning("%s", warning)
     lease_td = timedelta(seconds=lease)
     options = DaemonOptions(lease=lease_td, poll_deadline=lease_td * 0.8)
-    results = asyncio.run(_run(watchlist, once=once, migrate=migrate, options=options, grace=grace))
+    endpoint = None
+    if metrics_port is not None:
+        endpoint = Endpoint(metrics_host, metrics_port, stall_after)
+    results = runtime.run(
+        _run(watchlist, once=once, migrate=migrate, options=options, grace=grace, endpoint=endpoint)
+    )
     if once:
         _print_once(results)
 
 
 async def _run(
-    watchlist: Watchlist, *, once: bool, migrate: bool, options: DaemonOptions, grace: float
+    watchlist: Watchlist,
+    *,
+    once: bool,
+    migrate: bool,
+    options: DaemonOptions,
+    grace: float,
+    endpoint: Endpoint | None = None,
 ) -> list[PollResult]:
     store = await asyncio.to_thread(Store.open, None, migrate=migrate)
     settings = watchlist.settings
     throttle = AdaptiveThrottle(settings.max_requests_per_second, settings.max_concurrency)
+    metrics = Metrics() if endpoint is not None else None
+    gate = throttle.call if metrics is None else metrics.timed_gate(throttle.call)
     try:
         with tmapi_settings(item.id for item in watched_items(watchlist)) as tmapi:
-            async with TmapiClient(tmapi, gate=throttle.call) as client:
+            async with TmapiClient.with_aiohttp(tmapi, gate=gate) as client:
                 daemon = Daemon(
                     store=store,
                     client=client,
                     throttle=throttle,
                     watchlist=watchlist,
                     options=options,
-                    on_poll=record_alerts,
+                    on_poll=None if metrics is None else metrics.poll_hook(),
+                    on_polls=record_alerts_batch,
                 )
+                runtime.settle_gc()
                 if once:
                     await daemon.apply_watchlist(watchlist)
                     results = await daemon.run_once()
                     await daemon.deliver_all()
                     return results
                 reloader = WatchlistReloader(watchlist.path, watchlist)
-                await serve(
-                    daemon, reloader, options=RunnerOptions(grace=grace), deliver=daemon.deliver
-                )
+                runner = RunnerOptions(grace=grace)
+                if metrics is None or endpoint is None:
+                    await serve(daemon, reloader, options=runner, deliver=daemon.deliver)
+                    return []
+                metrics.count_calls(lambda: client.calls)
+                async with _observed(store, metrics, endpoint) as health:
+                    await serve(
+                        daemon,
+                        reloader,
+                        options=runner,
+                        deliver=metrics.deliver_job(daemon.deliver),
+                        on_round=_round_observer(health, metrics),
+                    )
                 return []
     finally:
         await asyncio.to_thread(store.close)
+
+
+@asynccontextmanager
+async def _observed(store: Store, metrics: Metrics, endpoint: Endpoint) -> AsyncIterator[Health]:
+    """Serve the endpoint and run the loop-lag and database probes while the block runs."""
+    health = Health(endpoint.stall_after)
+    server = await asyncio.to_thread(
+        MetricsServer, metrics, health, host=endpoint.host, port=endpoint.port
+    )
+    server.start()
+    probe_every = min(5.0, max(0.5, endpoint.stall_after / 4))
+    tasks = [
+        asyncio.create_task(watch_loop_lag(metrics), name="loop-lag"),
+        asyncio.create_task(
+            probe_database(
+                store.engine,
+                health,
+                metrics,
+                every=probe_every,
+                answer_within=endpoint.stall_after,
+            ),
+            name="database-probe",
+        ),
+    ]
+    try:
+        yield health
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await asyncio.to_thread(server.stop)
+
+
+def _round_observer(health: Health, metrics: Metrics) -> RoundObserver:
+    def round_done(item_ids: Sequence[int]) -> None:
+        health.round_done()
+        metrics.round_done(item_ids)
+
+    return round_done
 
 
 def _print_once(results: list[PollResult]) -> None:

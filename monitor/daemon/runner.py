@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -28,6 +28,8 @@ from monitor.watchlist import Watchlist
 log = logging.getLogger(__name__)
 
 Job = Callable[[], Awaitable[object]]
+#: Told the item ids of every claim round that succeeded (for health and metrics).
+RoundObserver = Callable[[Sequence[int]], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +67,14 @@ async def serve(
     options: RunnerOptions | None = None,
     deliver: Job | None = None,
     stop: asyncio.Event | None = None,
+    on_round: RoundObserver | None = None,
 ) -> None:
-    """Run until ``stop`` is set or SIGTERM/SIGINT arrives, then drain."""
+    """Run until ``stop`` is set or SIGTERM/SIGINT arrives, then drain.
+
+    ``on_round`` is called with the claimed item ids after every claim round
+    that did not fail (an empty round counts: nothing was due), before the
+    polls it started run.
+    """
     opts = options or RunnerOptions()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -87,6 +95,11 @@ async def serve(
             pending.clear()
             log.info("watchlist reloaded from %s", reloader.path)
 
+    async def poll_round() -> None:
+        claimed = await daemon.poll_due()
+        if on_round is not None:
+            on_round(claimed)
+
     async def housekeeping() -> None:
         cutoff = daemon.clock() - opts.poll_log_retention
         pruned = await asyncio.to_thread(prune_poll_log, daemon.store.engine, cutoff)
@@ -98,7 +111,7 @@ async def serve(
     common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
     now = datetime.now(UTC)
     scheduler.add_job(
-        _guard("polling", daemon.poll_due),
+        _guard("polling", poll_round),
         "interval",
         seconds=opts.tick,
         id="poll",

@@ -15,7 +15,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -25,8 +25,9 @@ from monitor.alerts.deliver import DeliveryReport, default_sender, deliver_due
 from monitor.alerts.sender import AppriseSender
 from monitor.daemon.throttle import AdaptiveThrottle
 from monitor.daemon.timing import first_poll_at, next_poll_at
+from monitor.daemon.writer import PollWriter
 from monitor.db import leases
-from monitor.db.store import PollOutcome, PollResult, Store
+from monitor.db.store import Lease, PollResult, PollWrite, Store
 from monitor.domain import Offer
 from monitor.errors import MonitorError, ParseError, TmapiError, TmapiTimeout
 from monitor.poller import PollOptions, fetch_offer, utc_now
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 #: Extra writes in a poll's transaction (alert rules and outbox rows).
 PollHook = Callable[[Connection, PollResult, Item, Watchlist], object]
+#: The same for every poll of a batch at once, in the batch's transaction.
+PollsHook = Callable[[Connection, Sequence[tuple[PollResult, Item]], Watchlist], object]
 
 
 def default_owner() -> str:
@@ -70,6 +73,7 @@ class Daemon:
         clock: Clock = utc_now,
         rng: random.Random | None = None,
         on_poll: PollHook | None = None,
+        on_polls: PollsHook | None = None,
         sender: AppriseSender | None = None,
     ) -> None:
         self.store = store
@@ -80,7 +84,13 @@ class Daemon:
         self.clock = clock
         self.rng = rng or random.Random()
         self.on_poll = on_poll
+        self.on_polls = on_polls
         self.sender = sender
+        #: Records finished polls in batches (see :mod:`monitor.daemon.writer`).
+        self.writer = PollWriter(store, after=None if on_polls is None else self._after_batch)
+        #: The item and watchlist of each poll being recorded, for ``on_polls``.
+        self._recording: dict[int, tuple[Item, Watchlist]] = {}
+        self._index: tuple[Watchlist, dict[int, Item]] | None = None
         self.in_flight: dict[int, asyncio.Task[PollResult | None]] = {}
         #: Claim queries running in worker threads (see :meth:`_claim`).
         self._claims: set[asyncio.Future[list[int]]] = set()
@@ -96,7 +106,7 @@ class Daemon:
         An item whose interval got shorter is brought forward, so the new
         interval applies at once rather than after the old one runs out.
         """
-        before = {item.id: item.rules.interval for item in watched_items(self.watchlist)}
+        previous = self.watchlist
         self.watchlist = watchlist
         settings = watchlist.settings
         await self.throttle.configure(settings.max_requests_per_second, settings.max_concurrency)
@@ -110,12 +120,15 @@ class Daemon:
             now,
             lambda item_id: first_poll_at(now, item_id, intervals[item_id]),
         )
-        shortened = {
-            item_id: first_poll_at(now, item_id, interval)
-            for item_id, interval in intervals.items()
-            if item_id in before and interval < before[item_id]
-        }
-        await asyncio.to_thread(leases.bring_forward, self.store.engine, shortened)
+        if previous is not watchlist:  # the first apply (at start) has nothing to compare
+            before = {item.id: item.rules.interval for item in watched_items(previous)}
+            shortened = {
+                item_id: first_poll_at(now, item_id, interval)
+                for item_id, interval in intervals.items()
+                if item_id in before and interval < before[item_id]
+            }
+            del before
+            await asyncio.to_thread(leases.bring_forward, self.store.engine, shortened)
         if report.added or report.removed:
             log.info(
                 "watchlist: %d items watched (%d added, %d removed)",
@@ -185,9 +198,12 @@ class Daemon:
         while self.in_flight:
             await asyncio.gather(*self.in_flight.values(), return_exceptions=True)
 
-    async def _poll(self, item_id: int) -> PollResult | None:
+    async def _poll(
+        self, item_id: int, fetched: asyncio.Future[None] | None = None
+    ) -> PollResult | None:
+        """Poll one item; ``fetched`` (if given) is resolved once TMAPI has answered."""
         try:
-            return await self._poll_item(item_id)
+            return await self._poll_item(item_id, fetched)
         except MonitorError as exc:
             log.error("item %s: poll not recorded: %s", item_id, exc)
             return None
@@ -196,9 +212,20 @@ class Daemon:
             return None
         finally:
             self.in_flight.pop(item_id, None)
+            if fetched is not None and not fetched.done():
+                fetched.set_result(None)
 
-    async def _poll_item(self, item_id: int) -> PollResult | None:
-        item = self.watchlist.item(item_id)
+    def _item(self, item_id: int) -> Item | None:
+        """The watchlist's item ``item_id`` (indexed once per watchlist, not scanned)."""
+        watchlist = self.watchlist
+        if self._index is None or self._index[0] is not watchlist:
+            self._index = (watchlist, {item.id: item for item in watchlist.items})
+        return self._index[1].get(item_id)
+
+    async def _poll_item(
+        self, item_id: int, fetched: asyncio.Future[None] | None = None
+    ) -> PollResult | None:
+        item = self._item(item_id)
         if item is None or not item.rules.enabled:
             await asyncio.to_thread(
                 leases.release, self.store.engine, self.options.owner, [item_id]
@@ -212,38 +239,62 @@ class Daemon:
             unavailable_after=settings.unavailable_after,
         )
         result = await self._fetch(item_id, options)
+        if fetched is not None and not fetched.done():
+            fetched.set_result(None)
         watchlist = self.watchlist
-        owner = self.options.owner
         jitter = settings.jitter
 
-        def finish(conn: Connection, poll: PollResult) -> None:
-            failures = 0
-            if poll.outcome in (PollOutcome.FAILED, PollOutcome.UNAVAILABLE):
-                failures = leases.consecutive_failures(conn, item_id)
+        def schedule(poll: PollResult, failures: int) -> datetime:
             due = next_poll_at(
                 poll.polled_at, item.rules.interval, failures=failures, jitter=jitter, rng=self.rng
             )
             if poll.error_reason == "quota_exhausted":
                 due = poll.polled_at + self.options.quota_probe
-            leases.finish_poll(conn, item_id, owner, due)
-            if self.on_poll is not None:
-                self.on_poll(conn, poll, item, watchlist)
+            return due
 
+        extra = None
+        if self.on_poll is not None:
+            hook = self.on_poll
+
+            def extra(conn: Connection, poll: PollResult) -> None:
+                hook(conn, poll, item, watchlist)
+
+        write = PollWrite(
+            item_id,
+            self.clock(),
+            result,
+            options.unavailable_after,
+            lease=Lease(self.options.owner, schedule),
+            extra=extra,
+        )
+        self._recording[item_id] = (item, watchlist)
+        cancelled = False
         try:
-            poll = await asyncio.to_thread(
-                self.store.apply_poll,
-                item_id,
-                self.clock(),
-                result,
-                unavailable_after=options.unavailable_after,
-                extra=finish,
-            )
+            poll = await self.writer.write(write)
+        except asyncio.CancelledError:
+            cancelled = True  # its batch may be running: ``on_polls`` still needs the entry
+            raise
         except leases.LeaseLost as exc:
             log.warning("%s", exc)
             return None
+        finally:
+            if not cancelled:
+                self._recording.pop(item_id, None)
         self.polls_done += 1
         self._after_poll(poll)
         return poll
+
+    def _after_batch(self, conn: Connection, polls: Sequence[PollResult]) -> None:
+        """The ``on_polls`` hook for one batch, per watchlist the polls were made under."""
+        hook = self.on_polls
+        if hook is None:
+            return
+        groups: dict[int, tuple[Watchlist, list[tuple[PollResult, Item]]]] = {}
+        for poll in polls:
+            item, watchlist = self._recording[poll.item_id]
+            groups.setdefault(id(watchlist), (watchlist, []))[1].append((poll, item))
+        for watchlist, members in groups.values():
+            hook(conn, members, watchlist)
 
     async def _fetch(self, item_id: int, options: PollOptions) -> Offer | TmapiError | ParseError:
         deadline = self.options.poll_deadline.total_seconds()
@@ -301,7 +352,11 @@ class Daemon:
 
         All items are claimed up front (with a lease long enough for the whole
         run at the rate cap), then polled by as many workers as the
-        concurrency limit allows.
+        concurrency limit allows. A worker starts its next fetch as soon as
+        TMAPI has answered the previous one, while that poll is recorded
+        behind it (in the writer's batches); it waits for that recording
+        before starting yet another, so at most one poll per worker is ever
+        waiting to be recorded.
         """
         total = len(watched_items(self.watchlist))
         if total == 0:
@@ -311,22 +366,28 @@ class Daemon:
             self.clock(), limit=total, lease=self.options.lease + run_time, due_only=False
         )
         queue = list(reversed(item_ids))
-        results: list[PollResult] = []
+        polls: list[asyncio.Task[PollResult | None]] = []
+        loop = asyncio.get_running_loop()
 
         async def worker() -> None:
+            previous: asyncio.Task[PollResult | None] | None = None
             while queue and not self.stopping:
                 item_id = queue.pop()
-                task = asyncio.create_task(self._poll(item_id), name=f"poll-{item_id}")
+                fetched: asyncio.Future[None] = loop.create_future()
+                task = asyncio.create_task(self._poll(item_id, fetched), name=f"poll-{item_id}")
                 self.in_flight[item_id] = task
-                result = await task
-                if result is not None:
-                    results.append(result)
+                polls.append(task)
+                await fetched  # resolved once TMAPI answered, or when the poll ends early
+                if previous is not None and not previous.done():
+                    await asyncio.wait([previous])
+                previous = task
 
         workers = min(self.throttle.gate.limit, len(item_ids))
         await asyncio.gather(*(worker() for _ in range(workers)))
+        done = await asyncio.gather(*polls)
         if queue:
             await asyncio.to_thread(leases.release, self.store.engine, self.options.owner, queue)
-        return results
+        return [result for result in done if result is not None]
 
     # -- shutdown --------------------------------------------------------------
 
@@ -343,4 +404,5 @@ class Daemon:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
+        await self.writer.wait_idle()  # a batch being written gives its leases back itself
         await asyncio.to_thread(leases.release, self.store.engine, self.options.owner)

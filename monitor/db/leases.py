@@ -6,11 +6,14 @@ expiry) by one conditional UPDATE; on PostgreSQL the candidate rows are
 picked with ``SELECT … FOR UPDATE SKIP LOCKED``, so replicas never wait for
 each other and never claim the same item; on SQLite the UPDATE runs under
 ``BEGIN IMMEDIATE``, which serialises claimers the same way. A poll ends
-with :func:`finish_poll` inside the poll's own transaction: it sets the next
-due time and drops the lease, and if the lease was taken over meanwhile
-(this process stalled past its expiry) it raises :class:`LeaseLost`, which
-rolls the whole poll back. A replica that dies keeps its claims only until
-their leases expire.
+inside its own transaction by setting the next due time and dropping the
+lease: :func:`finish_poll` does it with one conditional UPDATE, and the
+daemon's batched recording (:class:`monitor.db.recording.Lease`) does the
+same within the item's own UPDATE, after checking the owner on the row it
+locked. Either way, if the lease was taken over meanwhile (this process
+stalled past its expiry) the poll fails with :class:`LeaseLost` and writes
+nothing. A replica that dies keeps its claims only until their leases
+expire.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from monitor.db.urls import storage_error
 from monitor.errors import StorageError
 
 ITEMS = cast(sa.Table, Item.__table__)
+#: New items inserted per statement by :func:`sync_watchlist`.
+_INSERT_CHUNK = 1000
 
 
 class LeaseLost(StorageError):
@@ -63,14 +68,18 @@ def sync_watchlist(
             known = {row.item_id: row for row in rows}
             new = [i for i in wanted if i not in known]
             added: list[int] = []
-            if new:
-                # Replicas starting together insert the same new items: the first
-                # one wins, the others skip them instead of failing the start.
-                insert = (sqlite.insert if is_sqlite(conn) else postgresql.insert)(ITEMS)
+            # Replicas starting together insert the same new items: the first
+            # one wins, the others skip them instead of failing the start.
+            insert = (sqlite.insert if is_sqlite(conn) else postgresql.insert)(ITEMS)
+            statement = insert.on_conflict_do_nothing(index_elements=["item_id"]).returning(
+                ITEMS.c.item_id
+            )
+            # In slices, so a watchlist of 100k new items never holds 100k rows of
+            # parameters in memory at once.
+            for start in range(0, len(new), _INSERT_CHUNK):
+                chunk = new[start : start + _INSERT_CHUNK]
                 inserted = conn.execute(
-                    insert.on_conflict_do_nothing(index_elements=["item_id"]).returning(
-                        ITEMS.c.item_id
-                    ),
+                    statement,
                     [
                         {
                             "item_id": item_id,
@@ -84,11 +93,11 @@ def sync_watchlist(
                             "available": True,
                             "unavailable_streak": 0,
                         }
-                        for item_id in new
+                        for item_id in chunk
                     ],
                 )
                 fresh = set(inserted.scalars())
-                added = [i for i in new if i in fresh]
+                added.extend(i for i in chunk if i in fresh)
             for item_id, row in known.items():
                 watch = item_id in wanted
                 name = wanted.get(item_id, row.name)

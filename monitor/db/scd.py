@@ -6,10 +6,14 @@ per SKU, keyed by ``sku_id``) and ``tier_states`` (one row per quantity
 break, keyed by ``min_qty``). A row is valid from ``valid_from`` up to, not
 including, ``valid_to``; the current rows have ``valid_to IS NULL``.
 
-:func:`write_offer` compares the polled offer with the open rows in Python
-and writes only what differs: for each changed or removed key the open row
-is closed (``valid_to`` = poll time), for each changed or new key a row is
-opened. An unchanged offer writes nothing.
+:func:`plan_offer` compares the polled offer with the open rows in Python
+(no I/O) and lists only what differs: for each changed or removed key the
+open row is closed (``valid_to`` = poll time), for each changed or new key
+a row is opened. An unchanged offer lists nothing. :func:`apply_offers`
+writes the plans of many items at once, a few statements per table, and
+:func:`load_open_states` reads the open rows of many items in three
+queries; :func:`write_offer` and :func:`load_open_state` are the same for
+one item.
 
 :func:`fingerprint` digests everything the open rows hold; the store keeps
 the digest of the current state in ``items.state_hash``, so an unchanged
@@ -41,10 +45,14 @@ from monitor.domain import Offer, Sku, Tier
 
 __all__ = [
     "ItemFacts",
+    "OfferWrites",
     "OpenState",
+    "apply_offers",
     "fingerprint",
     "load_offer_at",
     "load_open_state",
+    "load_open_states",
+    "plan_offer",
     "write_offer",
 ]
 
@@ -53,8 +61,8 @@ ITEM_STATES = cast(sa.Table, ItemState.__table__)
 SKU_STATES = cast(sa.Table, SkuState.__table__)
 TIER_STATES = cast(sa.Table, TierState.__table__)
 
-#: Most ids closed by one UPDATE (SQLite builds before 3.32 allow 999 parameters).
-_CLOSE_CHUNK = 500
+#: Most ids in one IN list (SQLite builds before 3.32 allow 999 parameters).
+_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,10 +183,25 @@ _OPEN_TIERS = _tiers_query(None)
 _ITEM = sa.select(ITEMS).where(ITEMS.c.item_id == sa.bindparam("item_id"))
 
 
+_OPEN_MANY = {
+    table.name: sa.select(*cols).where(
+        table.c.item_id.in_(sa.bindparam("ids", expanding=True)), table.c.valid_to.is_(None)
+    )
+    for table, cols in (
+        (
+            ITEM_STATES,
+            (ITEM_STATES.c.item_id, *_OPEN_FACTS.selected_columns),
+        ),
+        (SKU_STATES, (SKU_STATES.c.item_id, SKU_STATES.c.position, *_OPEN_SKUS.selected_columns)),
+        (TIER_STATES, (TIER_STATES.c.item_id, *_OPEN_TIERS.selected_columns)),
+    )
+}
+
+
 def _close_stmt(table: sa.Table) -> sa.Update:
     return (
         sa.update(table)
-        .where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
+        .where(table.c.id == sa.bindparam("row_id"))
         .values(valid_to=sa.bindparam("at", type_=table.c.valid_to.type))
     )
 
@@ -210,6 +233,33 @@ def load_open_state(conn: Connection, item_id: int) -> OpenState:
     return OpenState(item=(facts.id, _facts(facts)), skus=skus, tiers=tiers)
 
 
+def load_open_states(conn: Connection, item_ids: Sequence[int]) -> dict[int, OpenState]:
+    """:func:`load_open_state` of each item (three queries per 500 items).
+
+    SKUs come in the same order as :func:`load_open_state` gives them.
+    """
+    states: dict[int, OpenState] = {}
+    ids = list(dict.fromkeys(item_ids))
+    for start in range(0, len(ids), _CHUNK):
+        params = {"ids": ids[start : start + _CHUNK]}
+        facts = {row.item_id: row for row in conn.execute(_OPEN_MANY["item_states"], params)}
+        skus: dict[int, list[sa.Row[Any]]] = {}
+        for row in conn.execute(_OPEN_MANY["sku_states"], params):
+            skus.setdefault(row.item_id, []).append(row)
+        tiers: dict[int, list[sa.Row[Any]]] = {}
+        for row in conn.execute(_OPEN_MANY["tier_states"], params):
+            tiers.setdefault(row.item_id, []).append(row)
+        for item_id, fact in facts.items():
+            sku_rows = sorted(skus.get(item_id, ()), key=lambda r: (r.position, r.sku_id))
+            tier_rows = sorted(tiers.get(item_id, ()), key=lambda r: r.min_qty)
+            states[item_id] = OpenState(
+                item=(fact.id, _facts(fact)),
+                skus={row.sku_id: (row.id, _sku(row)) for row in sku_rows},
+                tiers={row.min_qty: (row.id, Tier(row.min_qty, row.price)) for row in tier_rows},
+            )
+    return states
+
+
 def load_offer_at(conn: Connection, item_id: int, at: datetime | None = None) -> Offer | None:
     """The offer as stored now (``at`` None) or as it was at ``at``; None if unknown then."""
     item = conn.execute(_ITEM, {"item_id": item_id}).first()
@@ -226,27 +276,36 @@ def load_offer_at(conn: Connection, item_id: int, at: datetime | None = None) ->
     return _offer(item, _facts(facts), skus, tiers)
 
 
-def write_offer(
-    conn: Connection, item_id: int, at: datetime, state: OpenState, offer: Offer
-) -> bool:
-    """Close and open state rows so that the open rows describe ``offer``.
+@dataclass(frozen=True, slots=True)
+class OfferWrites:
+    """What :func:`plan_offer` found to write for one item: rows to close, rows to open."""
 
-    Returns whether anything was written.
-    """
-    wrote = False
+    at: datetime
+    close: dict[str, list[int]]
+    open: dict[str, list[dict[str, Any]]]
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.close.values()) and not any(self.open.values())
+
+
+def plan_offer(item_id: int, at: datetime, state: OpenState, offer: Offer) -> OfferWrites:
+    """The rows to close and to open so that the open rows describe ``offer`` (no I/O)."""
+    close: dict[str, list[int]] = {table.name: [] for table in _STATE_TABLES}
+    opened: dict[str, list[dict[str, Any]]] = {table.name: [] for table in _STATE_TABLES}
     facts = ItemFacts.of(offer)
     if state.item is None or state.item[1] != facts:
         if state.item is not None:
-            _close(conn, ITEM_STATES, [state.item[0]], at)
-        conn.execute(
-            _INSERT[ITEM_STATES.name],
-            [{"item_id": item_id, "valid_from": at, "valid_to": None, **_asdict(facts)}],
+            close[ITEM_STATES.name].append(state.item[0])
+        opened[ITEM_STATES.name].append(
+            {"item_id": item_id, "valid_from": at, "valid_to": None, **_asdict(facts)}
         )
-        wrote = True
 
     polled_skus = {sku.sku_id: sku for sku in offer.skus}
-    stale = [row_id for key, (row_id, old) in state.skus.items() if polled_skus.get(key) != old]
-    fresh = [
+    close[SKU_STATES.name] = [
+        row_id for key, (row_id, old) in state.skus.items() if polled_skus.get(key) != old
+    ]
+    opened[SKU_STATES.name] = [
         {
             "item_id": item_id,
             "sku_id": sku.sku_id,
@@ -262,11 +321,12 @@ def write_offer(
         for position, sku in enumerate(offer.skus)
         if (known := state.skus.get(sku.sku_id)) is None or known[1] != sku
     ]
-    wrote |= _replace(conn, SKU_STATES, stale, fresh, at)
 
     polled_tiers = {tier.min_qty: tier for tier in offer.tiers}
-    stale = [row_id for key, (row_id, old) in state.tiers.items() if polled_tiers.get(key) != old]
-    fresh = [
+    close[TIER_STATES.name] = [
+        row_id for key, (row_id, old) in state.tiers.items() if polled_tiers.get(key) != old
+    ]
+    opened[TIER_STATES.name] = [
         {
             "item_id": item_id,
             "min_qty": tier.min_qty,
@@ -277,8 +337,39 @@ def write_offer(
         for tier in offer.tiers
         if (known_tier := state.tiers.get(tier.min_qty)) is None or known_tier[1] != tier
     ]
-    wrote |= _replace(conn, TIER_STATES, stale, fresh, at)
-    return wrote
+    return OfferWrites(at, close, opened)
+
+
+def apply_offers(conn: Connection, plans: Iterable[OfferWrites]) -> None:
+    """Write the plans of distinct items: per table, every close, then every insert.
+
+    Closing first keeps the one-open-row-per-key index satisfied.
+    """
+    plans = list(plans)
+    for table in _STATE_TABLES:
+        name = table.name
+        closes = [
+            {"row_id": row_id, "at": plan.at} for plan in plans for row_id in plan.close[name]
+        ]
+        if closes:
+            conn.execute(_CLOSE[name], closes)
+        rows = [row for plan in plans for row in plan.open[name]]
+        if rows:
+            conn.execute(_INSERT[name], rows)
+
+
+def write_offer(
+    conn: Connection, item_id: int, at: datetime, state: OpenState, offer: Offer
+) -> bool:
+    """Close and open state rows so that the open rows describe ``offer``.
+
+    Returns whether anything was written.
+    """
+    plan = plan_offer(item_id, at, state, offer)
+    if plan.empty:
+        return False
+    apply_offers(conn, [plan])
+    return True
 
 
 def _asdict(facts: ItemFacts) -> dict[str, Any]:
@@ -289,22 +380,3 @@ def _asdict(facts: ItemFacts) -> dict[str, Any]:
         "price_min": facts.price_min,
         "price_max": facts.price_max,
     }
-
-
-def _replace(
-    conn: Connection, table: sa.Table, stale: list[int], fresh: list[dict[str, Any]], at: datetime
-) -> bool:
-    """Close the ``stale`` rows, then insert the ``fresh`` ones (closing first keeps the
-    one-open-row-per-key index satisfied)."""
-    if stale:
-        _close(conn, table, stale, at)
-    if fresh:
-        conn.execute(_INSERT[table.name], fresh)
-    return bool(stale or fresh)
-
-
-def _close(conn: Connection, table: sa.Table, ids: Iterable[int], at: datetime) -> None:
-    ids = list(ids)
-    stmt = _CLOSE[table.name]
-    for start in range(0, len(ids), _CLOSE_CHUNK):
-        conn.execute(stmt, {"ids": ids[start : start + _CLOSE_CHUNK], "at": at})

@@ -233,7 +233,7 @@ def _skus(
         return (_default_sku(data, item_id, tiers, stock),), True
     if not isinstance(entries, list | tuple):
         raise ParseError("skus is not a list", item_id=item_id)
-    names = PropNames(data.get("sku_props"))
+    names = _LazyNames(data.get("sku_props"))
     raw = [_raw_sku(entry, index, names, item_id) for index, entry in enumerate(entries)]
     own = {sku.price for sku in raw if sku.price is not None}
     fallback: Decimal | None = None
@@ -256,7 +256,26 @@ def _skus(
     return tuple(result.values()), False
 
 
-def _raw_sku(entry: object, index: int, names: PropNames, item_id: int) -> _RawSku:
+class _LazyNames:
+    """:class:`PropNames` of the payload, built the first time a SKU needs it.
+
+    Most payloads name every SKU in ``props_names``; only those that do not
+    pay for indexing ``sku_props``.
+    """
+
+    __slots__ = ("_names", "_sku_props")
+
+    def __init__(self, sku_props: object) -> None:
+        self._sku_props = sku_props
+        self._names: PropNames | None = None
+
+    def from_ids(self, value: object) -> str | None:
+        if self._names is None:
+            self._names = PropNames(self._sku_props)
+        return self._names.from_ids(value)
+
+
+def _raw_sku(entry: object, index: int, names: _LazyNames, item_id: int) -> _RawSku:
     if not isinstance(entry, Mapping):
         raise ParseError(f"SKU #{index} is not a JSON object", item_id=item_id)
     spec_id = parse_id(first_present(entry, *_SPEC_ID_KEYS))

@@ -1,0 +1,1 @@
+"""Benchmarks of the monitor against the simulated TMAPI: ``python -m bench``."""

@@ -1,0 +1,524 @@
+"""Recording polls: the one write path, for one poll or many in one transaction.
+
+:func:`record` takes :class:`PollWrite` requests and records them in one
+transaction (per item; see below), each poll all-or-nothing:
+
+1. lock the items' rows (one ``SELECT … WHERE item_id IN (…) FOR UPDATE``
+   in item order on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` takes the
+   database write lock), creating rows for items never seen;
+2. plan each poll from its row: a success whose digest equals
+   ``items.state_hash`` is unchanged and reads nothing more; any other
+   success reads the open state rows, diffs them (:mod:`monitor.diff`) and
+   writes the state rows that changed (:mod:`monitor.db.scd`); a failure
+   updates the counters and the unavailable streak. A poll that cannot be
+   recorded as asked (its clock is older than the stored state, or the
+   lease it names is held by someone else) gets its error and writes
+   nothing, without disturbing the others;
+3. write the poll log (one multi-row INSERT, ids allocated first), the
+   changes, and the items' new values, only the columns that differ, with
+   one executemany per set of columns (a poll that gives back a lease also
+   sets the next due time and clears the lease in that same UPDATE);
+4. run the batch's ``after`` writes (alert rules and outbox rows), then
+   each poll's ``extra`` writes, and commit.
+
+If anything in steps 2–4 raises, the transaction rolls back and, when
+there was more than one poll, each poll is recorded again in a transaction
+of its own, so one bad poll (a hook that raises, a constraint violation)
+fails alone. When the database itself is unreachable or busy there is no
+point in retrying poll by poll: every poll of the batch gets the error.
+A failed poll is never half-written.
+
+Two polls of the same item are recorded one after the other, in order, in
+separate transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.db import history, scd
+from monitor.db.engine import is_sqlite, write_transaction
+from monitor.db.leases import LeaseLost
+from monitor.db.models import ChangeRow, Item, Poll
+from monitor.db.records import PollOutcome, PollResult
+from monitor.db.urls import storage_error
+from monitor.diff import Availability, diff, on_success, on_unavailable
+from monitor.domain import Change, Offer
+from monitor.errors import ParseError, TmapiError, TmapiItemUnavailable
+
+__all__ = ["AfterWrites", "ExtraWrites", "Lease", "PollWrite", "record"]
+
+#: Called inside a poll's transaction, after the store's own writes.
+ExtraWrites = Callable[[Connection, PollResult], None]
+#: Called once inside a batch's transaction, after the store's writes of every poll.
+AfterWrites = Callable[[Connection, Sequence[PollResult]], None]
+
+ITEMS = cast(sa.Table, Item.__table__)
+POLLS = cast(sa.Table, Poll.__table__)
+CHANGES = cast(sa.Table, ChangeRow.__table__)
+
+#: The ``items`` columns planning needs (the rest is never read on this path).
+_ROW_COLUMNS = (
+    "item_id",
+    "title",
+    "currency",
+    "unit",
+    "url",
+    "image",
+    "shop_name",
+    "shop_url",
+    "last_success_at",
+    "last_changed_at",
+    "polls_total",
+    "polls_failed",
+    "consecutive_failures",
+    "available",
+    "unavailable_streak",
+    "last_error_reason",
+    "last_error",
+    "lease_owner",
+    "state_hash",
+)
+_LOCK_ITEMS = (
+    sa.select(*(ITEMS.c[name] for name in _ROW_COLUMNS))
+    .where(ITEMS.c.item_id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(ITEMS.c.item_id)
+    .with_for_update()
+)
+_INSERT_POLLS = sa.insert(POLLS)
+_INSERT_CHANGES = sa.insert(CHANGES)
+_UPDATE_ITEM = sa.update(ITEMS).where(ITEMS.c.item_id == sa.bindparam("key"))
+_MAX_POLL_ID = sa.select(sa.func.coalesce(sa.func.max(POLLS.c.id), 0))
+_NEXT_POLL_IDS = sa.text(
+    "SELECT nextval(pg_get_serial_sequence('polls', 'id')) FROM generate_series(1, :n)"
+)
+_MESSAGE_MAX = 500
+#: SQLSTATEs of a transaction that lost a race and may simply be run again.
+_TRANSIENT = frozenset({"40P01", "40001"})
+#: Most items locked by one SELECT (SQLite builds before 3.32 allow 999 parameters).
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The lease a poll gives back when it is recorded.
+
+    The poll is recorded only while ``owner`` holds the item's lease (else
+    :class:`~monitor.db.leases.LeaseLost`); ``schedule`` says when to poll
+    next, given the recorded poll and the item's failure streak after it.
+    """
+
+    owner: str
+    schedule: Callable[[PollResult, int], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class PollWrite:
+    """One poll to record: the item, when, and what the fetch gave."""
+
+    item_id: int
+    polled_at: datetime
+    result: Offer | TmapiError | ParseError
+    unavailable_after: int = 3
+    lease: Lease | None = None
+    extra: ExtraWrites | None = None
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What one poll will write, before its poll id is known."""
+
+    write: PollWrite
+    outcome: PollOutcome
+    changes: list[Change]
+    #: The ``items`` columns to set, only those that differ from the row.
+    values: dict[str, Any]
+    failures: int
+    reason: str | None = None
+    code: int | None = None
+    message: str | None = None
+
+
+def check(write: PollWrite) -> None:
+    """Reject a request that can never be recorded (ValueError), before any I/O."""
+    polled_at = write.polled_at
+    if polled_at.tzinfo is None or polled_at.utcoffset() is None:
+        raise ValueError("polled_at must be timezone-aware")
+    offer = write.result
+    if isinstance(offer, Offer):
+        item_id = write.item_id
+        if offer.item_id != item_id:
+            raise ValueError(f"offer is for item {offer.item_id}, not {item_id}")
+        if len({sku.sku_id for sku in offer.skus}) != len(offer.skus):
+            raise ValueError(f"item {item_id}: offer has duplicate SKU ids")
+        if len({tier.min_qty for tier in offer.tiers}) != len(offer.tiers):
+            raise ValueError(f"item {item_id}: offer has duplicate tier quantities")
+
+
+def record(
+    engine: Engine, writes: Sequence[PollWrite], after: AfterWrites | None = None
+) -> list[PollResult | Exception]:
+    """Record ``writes``; return, in the same order, each one's result or error.
+
+    See the module docstring. Errors are returned, not raised: ValueError
+    for an impossible request, :class:`LeaseLost`, StorageError for database
+    failures, and whatever ``extra`` or ``after`` raised.
+    """
+    results: list[PollResult | Exception | None] = [None] * len(writes)
+    todo: list[int] = []
+    for index, write in enumerate(writes):
+        try:
+            check(write)
+        except ValueError as exc:
+            results[index] = exc
+        else:
+            todo.append(index)
+    for chunk in _chunks(todo, writes):
+        batch = [writes[i] for i in chunk]
+        try:
+            done: list[PollResult | Exception] = _transaction(engine, batch, after)
+        except Exception as exc:
+            if len(batch) > 1 and _worth_replaying(exc):
+                done = [_alone(engine, write, after) for write in batch]
+            else:
+                done = [_error(exc, write) for write in batch]
+        for index, result in zip(chunk, done, strict=True):
+            results[index] = result
+    return cast(list[PollResult | Exception], results)  # every entry was set above
+
+
+def _chunks(todo: list[int], writes: Sequence[PollWrite]) -> Iterable[list[int]]:
+    """Indexes in batches where no item appears twice, a repeated item's polls in order."""
+    rounds: list[list[int]] = []
+    seen: dict[int, int] = {}
+    for index in todo:
+        item_id = writes[index].item_id
+        n = seen.get(item_id, 0)
+        seen[item_id] = n + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(index)
+    for batch in rounds:
+        for start in range(0, len(batch), _CHUNK):
+            yield batch[start : start + _CHUNK]
+
+
+def _worth_replaying(exc: Exception) -> bool:
+    """Whether recording poll by poll could succeed where the batch failed.
+
+    Not when the database itself failed (unreachable, locked past the busy
+    timeout): each poll would fail alike, one timeout after another. A
+    deadlock or serialization failure (SQLSTATE 40P01, 40001) is worth it.
+    """
+    if isinstance(exc, sa.exc.OperationalError):
+        return getattr(exc.orig, "sqlstate", None) in _TRANSIENT
+    return not isinstance(exc, sa.exc.InterfaceError | sa.exc.TimeoutError)
+
+
+def _error(exc: Exception, write: PollWrite) -> Exception:
+    if isinstance(exc, SQLAlchemyError):
+        return storage_error(exc, f"recording a poll of item {write.item_id}")
+    return exc
+
+
+def _alone(engine: Engine, write: PollWrite, after: AfterWrites | None) -> PollResult | Exception:
+    try:
+        return _transaction(engine, [write], after)[0]
+    except Exception as exc:
+        return _error(exc, write)
+
+
+def _transaction(
+    engine: Engine, writes: list[PollWrite], after: AfterWrites | None
+) -> list[PollResult | Exception]:
+    """Steps 1–4 of the module docstring for polls of distinct items."""
+    with write_transaction(engine) as conn:
+        rows = _lock_items(conn, writes)
+        looks: list[_Plan | _Pending | Exception] = []
+        for write in writes:
+            row = rows[write.item_id]
+            if write.lease is not None and row.lease_owner != write.lease.owner:
+                looks.append(
+                    LeaseLost(
+                        f"item {write.item_id} was taken over by another process; poll discarded"
+                    )
+                )
+                continue
+            try:
+                looks.append(_look(row, write))
+            except _Refused as refused:
+                looks.append(refused.error)
+        outcomes = _compare(conn, looks)
+        plans = [p for p in outcomes if isinstance(p, _Plan)]
+        polls = _write(conn, plans)
+        if after is not None and polls:
+            after(conn, polls)
+        for poll, plan in zip(polls, plans, strict=True):
+            hook = plan.write.extra
+            if hook is not None:
+                hook(conn, poll)
+        recorded = iter(polls)
+        return [next(recorded) if isinstance(o, _Plan) else o for o in outcomes]
+
+
+class _Refused(Exception):
+    """A poll that cannot be recorded; raised before it wrote anything."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _lock_items(conn: Connection, writes: list[PollWrite]) -> dict[int, sa.Row[Any]]:
+    """The items' rows, locked for this transaction; rows are created for new items."""
+    ids = [w.item_id for w in writes]
+    rows = {row.item_id: row for row in conn.execute(_LOCK_ITEMS, {"ids": ids})}
+    missing = [w for w in writes if w.item_id not in rows]
+    if missing:
+        insert = (sqlite.insert if is_sqlite(conn) else postgresql.insert)(ITEMS)
+        conn.execute(
+            insert.on_conflict_do_nothing(index_elements=["item_id"]),
+            [
+                {
+                    "item_id": w.item_id,
+                    "watched": False,
+                    "first_seen_at": w.polled_at,
+                    "polls_total": 0,
+                    "polls_failed": 0,
+                    "consecutive_failures": 0,
+                    "available": True,
+                    "unavailable_streak": 0,
+                }
+                for w in missing
+            ],
+        )
+        fresh = conn.execute(_LOCK_ITEMS, {"ids": [w.item_id for w in missing]})
+        rows.update((row.item_id, row) for row in fresh)
+    return rows
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A success whose digest differs from the stored one: it needs the open state rows."""
+
+    write: PollWrite
+    row: sa.Row[Any]
+    offer: Offer
+    digest: str
+    availability: Availability
+    back: list[Change]
+
+
+def _look(row: sa.Row[Any], write: PollWrite) -> _Plan | _Pending:
+    """Plan a failure or an unchanged success from the item's row alone."""
+    availability = Availability(row.available, row.unavailable_streak)
+    offer = write.result
+    if not isinstance(offer, Offer):
+        return _plan_failure(row, write, offer, availability)
+    at = write.polled_at
+    if row.last_success_at is not None and at < row.last_success_at:
+        raise _Refused(
+            ValueError(
+                f"item {offer.item_id}: poll time {at.isoformat()} is before the stored state "
+                f"({row.last_success_at.isoformat()}); clocks out of order?"
+            )
+        )
+    new_availability, back = on_success(availability)
+    digest = scd.fingerprint(offer)
+    if row.state_hash is not None and row.state_hash == digest:
+        # Same state as stored: nothing to read, compare or write.
+        outcome = PollOutcome.CHANGED if back else PollOutcome.UNCHANGED
+        return _plan_success(
+            row,
+            write,
+            offer,
+            digest=digest,
+            availability=new_availability,
+            changes=list(back),
+            outcome=outcome,
+        )
+    return _Pending(write, row, offer, digest, new_availability, list(back))
+
+
+def _compare(
+    conn: Connection, looks: list[_Plan | _Pending | Exception]
+) -> list[_Plan | Exception]:
+    """Diff every pending success against its open state rows and write what changed.
+
+    The open rows of all of them are read in three queries, and the rows
+    to close and open are written a few statements per table.
+    """
+    pending = [look for look in looks if isinstance(look, _Pending)]
+    if not pending:
+        return [look for look in looks if not isinstance(look, _Pending)]
+    states = scd.load_open_states(conn, [p.write.item_id for p in pending])
+    writes: list[scd.OfferWrites] = []
+    planned: dict[int, _Plan] = {}
+    for p in pending:
+        at = p.write.polled_at
+        state = states.get(p.offer.item_id) or scd.OpenState()
+        previous = state.to_offer(p.row)
+        changes = [] if previous is None else [*p.back, *diff(previous, p.offer)]
+        offer_writes = scd.plan_offer(p.offer.item_id, at, state, p.offer)
+        if not offer_writes.empty:
+            writes.append(offer_writes)
+        if previous is None:
+            outcome = PollOutcome.BASELINE
+        elif changes or not offer_writes.empty:
+            outcome = PollOutcome.CHANGED
+        else:
+            outcome = PollOutcome.UNCHANGED
+        planned[id(p)] = _plan_success(
+            p.row,
+            p.write,
+            p.offer,
+            digest=p.digest,
+            availability=p.availability,
+            changes=changes,
+            outcome=outcome,
+        )
+    scd.apply_offers(conn, writes)
+    return [planned[id(look)] if isinstance(look, _Pending) else look for look in looks]
+
+
+def _plan_success(
+    row: sa.Row[Any],
+    write: PollWrite,
+    offer: Offer,
+    *,
+    digest: str,
+    availability: Availability,
+    changes: list[Change],
+    outcome: PollOutcome,
+) -> _Plan:
+    at = write.polled_at
+    wanted: dict[str, Any] = {
+        "title": offer.title,
+        "currency": offer.currency,
+        "unit": offer.unit,
+        "url": offer.url,
+        "image": offer.image,
+        "shop_name": offer.shop_name,
+        "shop_url": offer.shop_url,
+        "last_changed_at": at if outcome is PollOutcome.CHANGED else row.last_changed_at,
+        "consecutive_failures": 0,
+        "available": availability.available,
+        "unavailable_streak": availability.unavailable_streak,
+        "last_error_reason": None,
+        "last_error": None,
+        "state_hash": digest,
+    }
+    values = {key: value for key, value in wanted.items() if getattr(row, key) != value}
+    values["last_polled_at"] = at
+    values["last_success_at"] = at
+    values["polls_total"] = row.polls_total + 1
+    return _Plan(write, outcome, changes, values, failures=0)
+
+
+def _plan_failure(
+    row: sa.Row[Any], write: PollWrite, error: TmapiError | ParseError, availability: Availability
+) -> _Plan:
+    at = write.polled_at
+    reason = error.reason if isinstance(error, TmapiError) else "parse"
+    code = error.code if isinstance(error, TmapiError) else None
+    message = str(error)[:_MESSAGE_MAX]
+    changes: list[Change] = []
+    failures = row.consecutive_failures + 1
+    values: dict[str, Any] = {
+        "last_polled_at": at,
+        "polls_total": row.polls_total + 1,
+        "polls_failed": row.polls_failed + 1,
+        "consecutive_failures": failures,
+        "last_error_reason": reason[:32],
+        "last_error": message,
+    }
+    if isinstance(error, TmapiItemUnavailable):
+        outcome = PollOutcome.UNAVAILABLE
+        new_availability, changes = on_unavailable(availability, write.unavailable_after)
+        values["available"] = new_availability.available
+        values["unavailable_streak"] = new_availability.unavailable_streak
+        if changes:
+            values["last_changed_at"] = at
+    else:
+        outcome = PollOutcome.FAILED
+    return _Plan(write, outcome, changes, values, failures, reason, code, message)
+
+
+def _allocate_poll_ids(conn: Connection, count: int) -> list[int]:
+    """``count`` ids for new ``polls`` rows, reserved for this transaction.
+
+    PostgreSQL hands them out from the column's sequence in one query. On
+    SQLite this transaction holds the write lock, so the ids after the
+    largest one are free (which is what SQLite itself would assign).
+    """
+    if is_sqlite(conn):
+        start = int(conn.execute(_MAX_POLL_ID).scalar_one()) + 1
+        return list(range(start, start + count))
+    return [int(i) for i in conn.execute(_NEXT_POLL_IDS, {"n": count}).scalars()]
+
+
+def _write(conn: Connection, plans: list[_Plan]) -> list[PollResult]:
+    """Step 3: the poll log, the changes and the items' new values, in few statements."""
+    if not plans:
+        return []
+    ids = _allocate_poll_ids(conn, len(plans))
+    conn.execute(
+        _INSERT_POLLS,
+        [
+            {
+                "id": poll_id,
+                "item_id": plan.write.item_id,
+                "polled_at": plan.write.polled_at,
+                "outcome": plan.outcome.value,
+                "error_reason": None if plan.reason is None else plan.reason[:32],
+                "error_code": plan.code,
+            }
+            for poll_id, plan in zip(ids, plans, strict=True)
+        ],
+    )
+    polls: list[PollResult] = []
+    change_rows: list[dict[str, Any]] = []
+    updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for poll_id, plan in zip(ids, plans, strict=True):
+        write = plan.write
+        poll = PollResult(
+            poll_id,
+            write.item_id,
+            write.polled_at,
+            plan.outcome,
+            tuple(plan.changes),
+            write.result if isinstance(write.result, Offer) else None,
+            error_reason=plan.reason,
+            error_code=plan.code,
+            error_message=plan.message,
+        )
+        polls.append(poll)
+        change_rows.extend(
+            {
+                "poll_id": poll_id,
+                "item_id": write.item_id,
+                "detected_at": write.polled_at,
+                **history.change_values(change),
+            }
+            for change in plan.changes
+        )
+        values = plan.values
+        if write.lease is not None:
+            values["next_poll_at"] = write.lease.schedule(poll, plan.failures)
+            values["lease_owner"] = None
+            values["lease_expires_at"] = None
+        values["key"] = write.item_id
+        updates.setdefault(tuple(values), []).append(values)
+    if change_rows:
+        conn.execute(_INSERT_CHANGES, change_rows)
+    for rows in updates.values():
+        conn.execute(_UPDATE_ITEM, rows)
+    return polls
