@@ -5,9 +5,9 @@ same item IDs (so the same response bodies) and with the same number of
 requests in flight as the pipeline benchmark:
 
 * ``own_client``: the project's own HTTP client setup,
-  :meth:`TmapiClient.with_aiohttp` as ``monitor run`` builds it, calling ``fetch_once`` (one request,
-  status and TMAPI code checked, JSON decoded with ``Decimal`` numbers) on
-  the event loop the daemon uses;
+  :meth:`TmapiClient.with_aiohttp` as ``monitor run`` builds it, calling
+  ``fetch_once`` (one request, status and TMAPI code checked, JSON decoded
+  with ``Decimal`` numbers) on the event loop the daemon uses;
 * ``aiohttp``: a bare ``aiohttp`` session with ``orjson.loads`` on uvloop,
   the fastest Python client on this machine.
 
