@@ -18,9 +18,10 @@ inside :func:`render_chart`. Times are UTC.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -211,6 +212,17 @@ def _floats(values: Iterable[Decimal | int | None]) -> list[float]:
     return [float("nan") if v is None else float(v) for v in values]
 
 
+_CJK = re.compile("[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")
+
+
+def _drawable_title(title: str, item_id: int) -> str:
+    """The title up to its first CJK character (for machines without a CJK font)."""
+    match = _CJK.search(title)
+    if match is None:
+        return title
+    return title[: match.start()].rstrip(" :：") or f"1688 offer {item_id}"
+
+
 def _fonts() -> list[str]:
     from matplotlib import font_manager
 
@@ -233,7 +245,10 @@ def render_chart(data: ChartInput, path: Path, *, max_lines: int = MAX_LINES) ->
     band = len(steps) > max_lines
     changes = sorted({t for t in data.changes if data.start <= t <= data.end})
     alerts = sorted(t for t in data.alerts if data.start <= t <= data.end)
-    style = {"font.family": _fonts(), "svg.hashsalt": "1688-monitor"}
+    fonts = _fonts()
+    if len(fonts) == 1:  # no CJK font installed: no Chinese title drawn as empty boxes
+        data = replace(data, title=_drawable_title(data.title, data.item_id))
+    style = {"font.family": fonts, "svg.hashsalt": "1688-monitor"}
     with matplotlib.rc_context(style), warnings.catch_warnings():  # type: ignore[arg-type]
         warnings.filterwarnings("ignore", message=r".*Glyph .* missing from font")
         fig = Figure(figsize=(10, 5.6), dpi=120, layout="constrained")

@@ -167,3 +167,13 @@ def test_chart_default_name_and_errors(
     recent = run(store, T[4] + timedelta(days=2), "chart", str(ITEM_ID), "--since", "1h")
     assert recent.exit_code == 0, recent.output
     assert "10 SKUs" not in recent.output and "9 SKUs" in recent.output
+
+
+def test_titles_without_a_cjk_font_keep_what_can_be_drawn() -> None:
+    from monitor.charts import _drawable_title
+
+    assert _drawable_title("Leopard robe (652702302959): 跨境速卖通", 1) == (
+        "Leopard robe (652702302959)"
+    )
+    assert _drawable_title("跨境速卖通 (652702302959)", 652702302959) == "1688 offer 652702302959"
+    assert _drawable_title("Satin pyjamas (7)", 7) == "Satin pyjamas (7)"
