@@ -365,15 +365,23 @@ def test_a_killed_replicas_items_are_taken_over_after_its_lease(
     args = ["--watchlist", str(watchlist(tmp_path / "w.toml", ITEMS)), "--lease", str(lease)]
     try:
         with replicas(tmp_path, 2, args, process_env(pg_schema_url, sim)) as procs:
-            victim, survivor = procs
             held: dict[int, str] = {}
+            chosen: list[Replica] = []
 
-            def victim_holds_leases() -> bool:
-                held.clear()
-                held.update({i: o for i, o in lease_owners(engine).items() if victim.owns(o)})
-                return bool(held)
+            def a_replica_holds_leases() -> bool:
+                # The victim is whichever replica is caught holding leases.
+                for replica in procs:
+                    owned = {i: o for i, o in lease_owners(engine).items() if replica.owns(o)}
+                    if owned:
+                        held.clear()
+                        held.update(owned)
+                        chosen[:] = [replica]
+                        return True
+                return False
 
-            wait_for("the victim to hold a lease", victim_holds_leases, 45, procs)
+            wait_for("a replica to hold a lease", a_replica_holds_leases, 45, procs)
+            victim = chosen[0]
+            survivor = procs[1] if victim is procs[0] else procs[0]
             victim.proc.kill()  # SIGKILL: no drain, its leases stay behind
             killed_at, killed_mono = time.time(), time.monotonic()
             victim.proc.wait(timeout=10)
