@@ -40,7 +40,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, help="rounds per scenario (default 3, quick 2)")
     parser.add_argument("--sizes", help="watchlist sizes, comma-separated (default 1000,10000)")
     parser.add_argument(
-        "--concurrency", type=int, default=16, help="requests in flight (default 16)"
+        "--concurrency", type=int, default=32, help="requests in flight (default 32)"
     )
     parser.add_argument(
         "--no-sweep", action="store_true", help="skip the concurrency sweep (default mode)"
