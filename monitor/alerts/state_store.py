@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -40,6 +41,7 @@ _SELECT_MANY = sa.select(RULE_STATES.c.item_id, RULE_STATES.c.state).where(
 )
 #: Most items read by one SELECT (SQLite builds before 3.32 allow 999 parameters).
 _CHUNK = 500
+_JSON = msgspec.json.Decoder()
 
 
 def _upsert(dialect: Any) -> sa.Insert:
@@ -76,9 +78,14 @@ class StoredState:
 
 def _decode(item_id: int, text: str) -> StoredState:
     try:
-        data = json.loads(text)
-    except ValueError:
-        raise StorageError(f"rule state of item {item_id}: not JSON") from None
+        # msgspec is about three times as fast as json.loads (the states hold no
+        # floats); what it refuses, json gets to judge.
+        data = _JSON.decode(text)
+    except msgspec.DecodeError:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise StorageError(f"rule state of item {item_id}: not JSON") from None
     if not isinstance(data, dict):
         raise StorageError(f"rule state of item {item_id}: not a JSON object")
     return StoredState(RuleState.from_json(data), data)

@@ -73,6 +73,7 @@ class ConcurrencyGate:
             raise ValueError("limit must be at least 1")
         self._limit = limit
         self._active = 0
+        self._waiting = 0
         self._cond = asyncio.Condition()
 
     @property
@@ -94,15 +95,26 @@ class ConcurrencyGate:
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        async with self._cond:
-            await self._cond.wait_for(lambda: self._active < self._limit)
+        # The event loop runs one task at a time, so while nobody waits and
+        # there is room, a slot is taken and given back without the condition
+        # (the usual case); waiters queue on it in order.
+        if not self._waiting and self._active < self._limit:
             self._active += 1
+        else:
+            self._waiting += 1
+            try:
+                async with self._cond:
+                    await self._cond.wait_for(lambda: self._active < self._limit)
+                    self._active += 1
+            finally:
+                self._waiting -= 1
         try:
             yield
         finally:
-            async with self._cond:
-                self._active -= 1
-                self._cond.notify_all()
+            self._active -= 1
+            if self._waiting:
+                async with self._cond:
+                    self._cond.notify_all()
 
 
 class AdaptiveThrottle:
