@@ -226,6 +226,8 @@ async def test_run_once_polls_every_item_exactly_once(store: Store, tmp_path: Pa
         results = await rig.daemon.run_once()  # at T0, when nothing is due yet
         assert sorted(r.item_id for r in results) == ids
         assert {r.outcome for r in results} == {PollOutcome.BASELINE}
+        # The offers are in the database, not held in the results.
+        assert all(r.succeeded and r.offer is None for r in results)
         assert [rig.sim.requests_for(i) for i in ids] == [1] * 10
         rows = {row.item_id: row for row in store.list_items()}
         assert all(rows[i].lease_owner is None for i in ids)

@@ -10,6 +10,7 @@ the throttle and the set of polls it has in flight.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import random
@@ -41,6 +42,10 @@ Clock = Callable[[], datetime]
 PollHook = Callable[[Connection, PollResult, Item, Watchlist], object]
 #: The same for every poll of a batch at once, in the batch's transaction.
 PollsHook = Callable[[Connection, Sequence[tuple[PollResult, Item]], Watchlist], object]
+
+
+def _without_offer(poll: PollResult) -> PollResult:
+    return poll if poll.offer is None else dataclasses.replace(poll, offer=None)
 
 
 def default_owner() -> str:
@@ -357,6 +362,11 @@ class Daemon:
         behind it (in the writer's batches); it waits for that recording
         before starting yet another, so at most one poll per worker is ever
         waiting to be recorded.
+
+        The results carry each poll's outcome, changes and error, not the
+        offer (``offer`` is None): the offers are in the database, and
+        holding every one of a large watchlist until the end would cost
+        memory and make the garbage collector walk them on every pass.
         """
         total = len(watched_items(self.watchlist))
         if total == 0:
@@ -366,8 +376,15 @@ class Daemon:
             self.clock(), limit=total, lease=self.options.lease + run_time, due_only=False
         )
         queue = list(reversed(item_ids))
-        polls: list[asyncio.Task[PollResult | None]] = []
+        results: list[PollResult] = []
         loop = asyncio.get_running_loop()
+
+        async def collect(task: asyncio.Task[PollResult | None]) -> None:
+            if not task.done():
+                await asyncio.wait([task])
+            result = task.result()
+            if result is not None:
+                results.append(_without_offer(result))
 
         async def worker() -> None:
             previous: asyncio.Task[PollResult | None] | None = None
@@ -376,18 +393,18 @@ class Daemon:
                 fetched: asyncio.Future[None] = loop.create_future()
                 task = asyncio.create_task(self._poll(item_id, fetched), name=f"poll-{item_id}")
                 self.in_flight[item_id] = task
-                polls.append(task)
                 await fetched  # resolved once TMAPI answered, or when the poll ends early
-                if previous is not None and not previous.done():
-                    await asyncio.wait([previous])
+                if previous is not None:
+                    await collect(previous)
                 previous = task
+            if previous is not None:
+                await collect(previous)
 
         workers = min(self.throttle.gate.limit, len(item_ids))
         await asyncio.gather(*(worker() for _ in range(workers)))
-        done = await asyncio.gather(*polls)
         if queue:
             await asyncio.to_thread(leases.release, self.store.engine, self.options.owner, queue)
-        return [result for result in done if result is not None]
+        return results
 
     # -- shutdown --------------------------------------------------------------
 

@@ -36,11 +36,16 @@ class PollOutcome(StrEnum):
     UNAVAILABLE = "unavailable"
 
 
+#: The outcomes of a poll that fetched and parsed the offer.
+_SUCCESSES = frozenset({PollOutcome.BASELINE, PollOutcome.UNCHANGED, PollOutcome.CHANGED})
+
+
 @dataclass(frozen=True, slots=True)
 class PollResult:
     """What one recorded poll saw and wrote.
 
-    ``offer`` is the polled offer (``None`` for failures); ``changes`` are the
+    ``offer`` is the polled offer (``None`` for failures, and where the
+    offer is not kept, as in :meth:`Daemon.run_once`'s results); ``changes`` are the
     changes recorded in the same transaction. For failures ``error_reason``
     is a short machine-readable reason (``timeout``, ``unavailable``,
     ``parse``, …), ``error_code`` the TMAPI/HTTP code if any, and
@@ -59,8 +64,8 @@ class PollResult:
 
     @property
     def succeeded(self) -> bool:
-        """Whether the poll fetched and parsed the offer."""
-        return self.offer is not None
+        """Whether the poll fetched and parsed the offer (also when ``offer`` is not kept)."""
+        return self.outcome in _SUCCESSES
 
 
 @dataclass(frozen=True, slots=True)
