@@ -216,6 +216,36 @@ def test_utc_datetime_refuses_naive_datetimes(engine: Engine) -> None:
         UtcDateTime().process_bind_param("2025-03-01", SQLITE)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2025, 3, 1, 16, 30, 15, 123456, tzinfo=timezone(timedelta(hours=8))),
+        datetime(2025, 3, 1, 8, 0, tzinfo=UTC),  # no microseconds: still six digits
+        datetime(2025, 12, 31, 23, 59, 59, 1, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(999, 1, 2, 3, 4, 5, 600000, tzinfo=UTC),
+        None,
+    ],
+)
+def test_sqlite_binds_timestamps_as_the_general_processing_would(value: datetime | None) -> None:
+    fused = UtcDateTime().bind_processor(SQLITE)
+    assert fused is not None
+    general = sa.DateTime().dialect_impl(SQLITE).bind_processor(SQLITE)
+    assert general is not None
+    expected = general(UtcDateTime().process_bind_param(value, SQLITE))
+    assert fused(value) == expected
+    if value is not None:
+        assert len(fused(value)) == len("2025-03-01 08:00:00.000000")
+
+
+def test_sqlite_bind_processor_still_refuses_naive_and_non_datetimes() -> None:
+    fused = UtcDateTime().bind_processor(SQLITE)
+    assert fused is not None
+    with pytest.raises(ValueError, match="naive"):
+        fused(datetime(2025, 3, 1, 8, 0))
+    with pytest.raises(TypeError):
+        fused("2025-03-01")
+
+
 def test_timestamps_are_timestamptz_on_postgresql() -> None:
     ddl = str(sa.schema.CreateTable(POLLS).compile(dialect=POSTGRESQL))
     assert "polled_at TIMESTAMP WITH TIME ZONE NOT NULL" in ddl

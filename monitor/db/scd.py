@@ -37,6 +37,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -63,6 +64,7 @@ TIER_STATES = cast(sa.Table, TierState.__table__)
 
 #: Most ids in one IN list (SQLite builds before 3.32 allow 999 parameters).
 _CHUNK = 500
+_JSON = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +117,8 @@ def fingerprint(offer: Offer) -> str:
         for s in sorted(offer.skus, key=lambda s: s.sku_id)
     ]
     tiers = [(t.min_qty, _canonical(t.price)) for t in sorted(offer.tiers, key=lambda t: t.min_qty)]
-    text = repr((facts, skus, tiers))
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+    # JSON keeps null, booleans, numbers and strings apart, so equal text means equal state.
+    return hashlib.blake2b(_JSON.encode((facts, skus, tiers)), digest_size=16).hexdigest()
 
 
 def _canonical(amount: Decimal) -> str:

@@ -28,6 +28,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -156,6 +157,30 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
         utc = value.astimezone(UTC)
         # SQLite's DATETIME text has no offset: store the UTC wall time.
         return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """On SQLite, one function from the aware datetime to the stored text.
+
+        It writes exactly what ``process_bind_param`` followed by SQLite's
+        ``DATETIME`` processor would (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC), in
+        a fraction of the time: every poll binds several of these.
+        """
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        check = self.process_bind_param
+
+        def process(value: Any) -> str | None:
+            if value is None:
+                return None
+            if value.__class__ is datetime and value.tzinfo is UTC:
+                text = value.isoformat(" ")[:-6]  # the usual case: drop "+00:00"
+                return text if value.microsecond else text + ".000000"
+            wall = check(value, dialect)  # validated, UTC wall time
+            assert wall is not None
+            text = wall.isoformat(" ")
+            return text if wall.microsecond else text + ".000000"
+
+        return process
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
