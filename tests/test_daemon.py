@@ -256,6 +256,50 @@ async def test_falling_behind_claims_the_most_overdue_and_never_piles_up(
         assert sum(rig.sim.requests_for(i) for i in ids) == 6
 
 
+async def test_a_full_claim_asks_for_a_refill_once_half_the_room_is_free(
+    store: Store, tmp_path: Path
+) -> None:
+    """A claim that got all it asked for may have left due items behind: as soon as
+    half the concurrency limit is free again, the daemon wants to claim again rather
+    than wait for the next tick; a claim that found fewer items than room does not."""
+    ids = list(range(1001, 1011))
+    async with make_rig(store, tmp_path, watchlist_text(ids), ids) as rig:  # 4 in flight
+        rig.clock.advance(60 * MINUTE)  # all ten are overdue
+        assert not rig.daemon.refill_due()  # nothing claimed yet
+        assert len(await rig.daemon.poll_due()) == 4
+        assert rig.daemon.backlog and not rig.daemon.refill_due()  # no room yet
+        await asyncio.wait_for(rig.daemon.wait_refill(), timeout=10)  # polls ended
+        assert rig.daemon.capacity() >= 2
+        await rig.daemon.wait_idle()
+        assert len(await rig.daemon.poll_due()) == 4
+        await rig.daemon.wait_idle()
+        assert len(await rig.daemon.poll_due()) == 2  # fewer than the room: all done
+        assert not rig.daemon.backlog
+        await rig.daemon.wait_idle()
+        assert not rig.daemon.refill_due()
+        assert sorted(i for i in ids if rig.sim.requests_for(i) == 1) == ids
+
+
+async def test_serve_works_off_a_backlog_without_waiting_for_ticks(
+    store: Store, tmp_path: Path
+) -> None:
+    """With a tick far away, only the first claim comes from the timer: the rest of
+    the overdue items are claimed as polls end, four in flight at most."""
+    ids = list(range(1001, 1013))
+    async with make_rig(store, tmp_path, watchlist_text(ids), ids) as rig:
+        now = T0 + 60 * MINUTE  # every first poll is due by then
+        rig.daemon.clock = lambda: now
+        stop = asyncio.Event()
+        options = RunnerOptions(tick=3600, reload_every=3600, grace=2)
+        task = asyncio.create_task(serve(rig.daemon, rig.reloader, options=options, stop=stop))
+        await until(lambda: all(rig.sim.requests_for(i) == 1 for i in ids))
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+        assert rig.sim.max_in_flight <= 4
+        rows = store.list_items()
+        assert all(row.lease_owner is None and row.last_polled_at == now for row in rows)
+
+
 # -- hot reload ----------------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ return normally, so the process exits 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,7 +35,7 @@ RoundObserver = Callable[[Sequence[int]], object]
 
 @dataclass(frozen=True, slots=True)
 class RunnerOptions:
-    #: Seconds between two claims of due items.
+    #: Seconds between two claims of due items (more often while a backlog is worked off).
     tick: float = 1.0
     #: Seconds between two looks at the watchlist file (edits apply within this).
     reload_every: float = 1.0
@@ -95,10 +96,21 @@ async def serve(
             pending.clear()
             log.info("watchlist reloaded from %s", reloader.path)
 
+    # The tick and the refill (a claim as soon as polls have ended while more
+    # items are due) take turns, so capacity is never counted twice.
+    claiming = asyncio.Lock()
+
     async def poll_round() -> None:
-        claimed = await daemon.poll_due()
+        async with claiming:
+            claimed = await daemon.poll_due()
         if on_round is not None:
             on_round(claimed)
+
+    async def refill() -> None:
+        guarded = _guard("polling", poll_round)
+        while True:
+            await daemon.wait_refill()
+            await guarded()
 
     async def housekeeping() -> None:
         cutoff = daemon.clock() - opts.poll_log_retention
@@ -138,12 +150,16 @@ async def serve(
         _guard("housekeeping", housekeeping), "cron", minute=17, id="housekeeping", **common
     )
     scheduler.start()
+    refiller = asyncio.create_task(refill(), name="refill")
     log.info("monitor running as %s: %d items", daemon.options.owner, len(reloader.current.items))
     try:
         await stop.wait()
     finally:
         log.info("stopping: no new polls")
         scheduler.shutdown(wait=False)
+        refiller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refiller
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         await daemon.drain(opts.grace)

@@ -102,6 +102,10 @@ class Daemon:
         self.paused_until: datetime | None = None
         self.stopping = False
         self.polls_done = 0
+        #: The last claim got every item it asked for: more may be due right now.
+        self.backlog = False
+        #: Set when a poll ends or a claim finds a backlog (see :meth:`wait_refill`).
+        self._wake = asyncio.Event()
 
     # -- watchlist -------------------------------------------------------------
 
@@ -157,6 +161,7 @@ class Daemon:
         """Claim due items (most overdue first) and start polling them."""
         if self.stopping:
             return []
+        self.backlog = False  # until this claim says otherwise (a failed claim does not)
         now = self.clock()
         want = self.capacity() if limit is None else limit
         if self.paused_until is not None:
@@ -169,7 +174,28 @@ class Daemon:
             self.in_flight[item_id] = asyncio.create_task(
                 self._poll(item_id), name=f"poll-{item_id}"
             )
+        self.backlog = self.paused_until is None and 0 < want <= len(item_ids)
+        if self.backlog:
+            self._wake.set()
         return item_ids
+
+    def refill_due(self) -> bool:
+        """Whether to claim again before the next tick.
+
+        When the last claim got all it asked for (more items may be due) and
+        polls have ended since, so that at least half the concurrency limit
+        could start now. Without this a process would start at most one
+        concurrency limit of polls per tick, however fast TMAPI answers.
+        """
+        if not self.backlog or self.stopping:
+            return False
+        return self.capacity() >= max(1, self.throttle.gate.limit // 2)
+
+    async def wait_refill(self) -> None:
+        """Return once :meth:`refill_due` says to claim again."""
+        while not self.refill_due():
+            self._wake.clear()
+            await self._wake.wait()
 
     async def _claim(
         self, now: datetime, *, limit: int, lease: timedelta, due_only: bool
@@ -217,6 +243,7 @@ class Daemon:
             return None
         finally:
             self.in_flight.pop(item_id, None)
+            self._wake.set()
             if fetched is not None and not fetched.done():
                 fetched.set_result(None)
 
