@@ -161,6 +161,15 @@ def _insert(conn: Connection) -> Any:
     return (sqlite.insert if is_sqlite(conn) else postgresql.insert)(NOTIFICATIONS)
 
 
+def _enqueue_statement(dialect: Any) -> Any:
+    insert = dialect.insert(NOTIFICATIONS)
+    return insert.on_conflict_do_nothing(index_elements=["key"]).returning(N.id)
+
+
+#: Built once per dialect: building it for every alert costs more than running it.
+_ENQUEUE = {"sqlite": _enqueue_statement(sqlite), "postgresql": _enqueue_statement(postgresql)}
+
+
 # -- enqueue (inside the poll transaction) ---------------------------------------
 
 
@@ -182,7 +191,7 @@ def enqueue(
         return 0
     payload = encode_groups([group])
     kinds = _kinds_text(alert.kind for alert in group.alerts)
-    statement = _insert(conn).on_conflict_do_nothing(index_elements=["key"]).returning(N.id)
+    statement = _ENQUEUE[conn.dialect.name]
     inserted = 0
     for target in dict((t.name, t) for t in targets).values():
         release = hold_until(target, now)
@@ -314,8 +323,7 @@ def _merge(conn: Connection, target: str, rows: list[sa.Row[Any]], now: datetime
         "due_at": release,
         "next_attempt_at": now,
     }
-    insert = _insert(conn).on_conflict_do_nothing(index_elements=["key"]).returning(N.id)
-    digest_id = conn.execute(insert, values).scalar()
+    digest_id = conn.execute(_ENQUEUE[conn.dialect.name], values).scalar()
     if digest_id is None:
         # That digest time already produced a digest (rows enqueued late, by a
         # replica whose clock lags): make this one's key unique with a member id.
