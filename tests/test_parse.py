@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from decimal import Decimal
+from functools import partial
 from typing import Any, cast
 
 import pytest
@@ -15,12 +16,16 @@ from hypothesis import strategies as st
 
 from monitor.domain import Offer, Sku, Tier
 from monitor.errors import ParseError
+from monitor.tmapi.catalog import default_item_ids, generate_item, render
 from monitor.tmapi.names import PropNames, name_from_props_names
 from monitor.tmapi.parse import DEFAULT_SKU_NAME, offer_url, parse_item
 from monitor.tmapi.values import (
     MAX_PRICE,
     MIN_PRICE,
+    first_id,
+    first_present,
     parse_bool,
+    parse_count,
     parse_decimal,
     parse_id,
     parse_int,
@@ -961,3 +966,108 @@ def test_unforeseen_failures_still_end_as_parse_error() -> None:
         parse(_BrokenMapping())
     assert info.value.item_id == ID
     assert isinstance(info.value.__cause__, TypeError)
+
+
+# --- fast paths agree with the general path ------------------------------------------------
+#
+# Common values take shortcuts: a plain "29.89" or "4975" skips the regexes, an int stock
+# skips the cleaning, SKU price strings are parsed once per payload. Spaces around a value
+# change nothing it means, but send it down the general path.
+
+NUMBER_TEXT = st.text(alphabet="0123456789.,+-_e ¥元٣２²", max_size=14) | st.sampled_from(
+    ["9" * 40, "9" * 41, "0." + "0" * 38 + "1", "12.", ".5", "0.0001", "0.00009", "1" + "0" * 10]
+)
+
+
+@FUZZ
+@given(text=NUMBER_TEXT)
+def test_number_text_fast_paths_agree_with_the_general_path(text: str) -> None:
+    padded = f" {text} "
+    assert repr(parse_price(text)) == repr(parse_price(padded))
+    assert repr(parse_decimal(text)) == repr(parse_decimal(padded))
+    assert parse_int(text) == parse_int(padded)
+    assert parse_count(text) == parse_count(padded)
+
+
+@FUZZ
+@given(number=st.integers() | st.sampled_from([2**63 - 1, 2**63, -(2**63)]))
+def test_integer_fast_paths_agree_with_the_general_path(number: int) -> None:
+    assert parse_count(number) == parse_count(f" {number} ")
+    assert parse_int(number) == parse_int(f" {number} ")
+
+
+@FUZZ
+@given(
+    mapping=st.dictionaries(st.sampled_from(["a", "b", "c"]), SCALARS, max_size=3),
+    keys=st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=3, unique=True),
+)
+def test_first_id_is_the_id_of_the_first_present_value(
+    mapping: dict[str, object], keys: list[str]
+) -> None:
+    assert first_id(mapping, tuple(keys)) == parse_id(first_present(mapping, *keys))
+
+
+FULL_WIDTH = str.maketrans({";": "；", ":": "："})
+
+
+@FUZZ
+@given(text=st.text(alphabet="颜色白L0123 ;:；：", max_size=16))
+def test_full_width_separators_change_no_name(text: str) -> None:
+    assert name_from_props_names(text) == name_from_props_names(text.translate(FULL_WIDTH))
+    for sku_props in (SKU_PROPS, REAL_SKU_PROPS, POSITIONAL_SKU_PROPS):
+        names = PropNames(sku_props)
+        assert names.from_ids(text) == names.from_ids(text.translate(FULL_WIDTH))
+
+
+def _padded(value: Any) -> Any:
+    """``value`` with every string and non-negative integer as text between spaces."""
+    if isinstance(value, dict):
+        return {key: _padded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_padded(item) for item in value]
+    if isinstance(value, str) or (type(value) is int and value >= 0):
+        return f" {value} "
+    return value
+
+
+def _outcome(data: JSON) -> str:
+    try:
+        return repr(parse(data, item_id=None))
+    except ParseError as err:
+        return f"ParseError: {err}"
+
+
+def _shared_price_strings(data: JSON) -> None:
+    for index, sku in enumerate(data["skus"]):
+        sku["sale_price"] = "0" if index % 2 else "27.60"
+        sku["price"] = "27.60"
+
+
+def _simulated(item_id: int, variants: bool) -> JSON:
+    return render(generate_item(0, item_id, variants=variants))
+
+
+FAST_PATH_PAYLOADS: list[tuple[str, Callable[[], JSON]]] = [
+    *SAME_AS_EXAMPLE,
+    ("many SKUs", lambda: many_skus(120)),
+    ("no SKUs", without_skus),
+    ("shared price strings", lambda: edit(example_data(), _shared_price_strings)),
+    *[
+        (f"simulated {item_id}{' with quirks' * variants}", partial(_simulated, item_id, variants))
+        for item_id in default_item_ids(0, 40)
+        for variants in (False, True)
+    ],
+]
+
+
+@pytest.mark.parametrize(
+    "build", [b for _, b in FAST_PATH_PAYLOADS], ids=[name for name, _ in FAST_PATH_PAYLOADS]
+)
+def test_payload_parses_the_same_through_the_general_path(build: Callable[[], JSON]) -> None:
+    data = build()
+    assert _outcome(data) == _outcome(_padded(data))
+
+
+def test_sku_price_strings_shared_by_skus() -> None:
+    offer = parse(edit(example_data(), _shared_price_strings))
+    assert [str(sku.price) for sku in offer.skus] == ["27.60"] * len(EXAMPLE_SKUS)

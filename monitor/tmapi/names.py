@@ -15,8 +15,12 @@ from monitor.tmapi.values import as_list, as_mapping, parse_id, parse_text
 #: Joins the property values of a SKU into its display name.
 NAME_SEPARATOR: Final = " / "
 
-_PART_SPLIT = re.compile(r"[;；]")
 _POSITION = re.compile(r"[0-9]{1,6}")
+
+
+def _parts(text: str) -> list[str]:
+    """The ``;``-separated parts of ``text``, with full-width ``；``/``：`` read as ``;``/``:``."""
+    return text.replace("：", ":").replace("；", ";").split(";")
 
 
 def name_from_props_names(value: object) -> str | None:
@@ -30,7 +34,7 @@ def name_from_props_names(value: object) -> str | None:
     if text is None:
         return None
     values = []
-    for part in _PART_SPLIT.split(text.replace("：", ":")):
+    for part in _parts(text):
         _, colon, after = part.partition(":")
         name = (after if colon else part).strip()
         if name:
@@ -71,7 +75,7 @@ class PropNames:
         if text is None:
             return None
         names = []
-        for part in _PART_SPLIT.split(text.replace("：", ":")):
+        for part in _parts(text):
             if not part.strip():
                 continue
             pid, colon, vid = part.partition(":")

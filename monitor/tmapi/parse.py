@@ -54,7 +54,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from monitor.domain import Offer, Sku, Tier
 from monitor.errors import ParseError
@@ -63,12 +63,12 @@ from monitor.tmapi.values import (
     MAX_INT,
     as_list,
     as_mapping,
+    first_id,
     first_present,
     is_no_value,
     parse_bool,
     parse_count,
     parse_decimal,
-    parse_id,
     parse_int,
     parse_price,
     parse_price_range,
@@ -191,7 +191,7 @@ def _tier_list(entries: Sequence[Any]) -> tuple[Tier, ...]:
         known = best.get(qty)
         if known is None or price < known:
             best[qty] = price
-    return tuple(Tier(min_qty=qty, price=best[qty]) for qty in sorted(best))
+    return tuple([Tier(qty, best[qty]) for qty in sorted(best)])
 
 
 def _item_price(data: Mapping[Any, Any], tiers: tuple[Tier, ...]) -> Decimal | None:
@@ -213,15 +213,12 @@ def _item_price(data: Mapping[Any, Any], tiers: tuple[Tier, ...]) -> Decimal | N
 # --- SKUs ------------------------------------------------------------------------------
 
 
-class _RawSku(NamedTuple):
-    """A SKU as read from the payload, before item-level price fallbacks."""
-
-    sku_id: str
-    spec_id: str | None
-    name: str
-    price: Decimal | None
-    stock: int | None
-    sold_out: bool
+#: A SKU as read from the payload, before item-level price fallbacks: the fields
+#: of :class:`Sku` in their order (``sku_id, spec_id, name, price, stock,
+#: sold_out``), with ``price`` ``None`` when the SKU has none of its own. A plain
+#: tuple: SKUs are many, and a tuple costs a fraction of a named one.
+_RawSku = tuple[str, str | None, str, Decimal | None, int | None, bool]
+_PRICE: Final = 3
 
 
 def _skus(
@@ -233,77 +230,82 @@ def _skus(
         return (_default_sku(data, item_id, tiers, stock),), True
     if not isinstance(entries, list | tuple):
         raise ParseError("skus is not a list", item_id=item_id)
-    names = _LazyNames(data.get("sku_props"))
-    raw = [_raw_sku(entry, index, names, item_id) for index, entry in enumerate(entries)]
-    own = {sku.price for sku in raw if sku.price is not None}
+    read = _SkuReader(data.get("sku_props"), item_id).read
+    raw = [read(entry, index) for index, entry in enumerate(entries)]
     fallback: Decimal | None = None
-    if any(sku.price is None for sku in raw):
+    if any(sku[_PRICE] is None for sku in raw):
         fallback = _item_price(data, tiers)
+        own = {sku[_PRICE] for sku in raw} - {None}
         if own and own != {fallback}:
             fallback = None
     result: dict[str, Sku] = {}
-    for sku in raw:
-        price = sku.price if sku.price is not None else fallback
+    for sku_id, spec_id, name, own_price, sku_stock, sold_out in raw:
+        price = own_price if own_price is not None else fallback
         if price is None:
             raise ParseError(
-                f"SKU {sku.sku_id} has no price and the item has no single price",
-                item_id=item_id,
+                f"SKU {sku_id} has no price and the item has no single price", item_id=item_id
             )
-        built = Sku(sku.sku_id, sku.spec_id, sku.name, price, sku.stock, sku.sold_out)
-        known = result.setdefault(built.sku_id, built)
+        built = Sku(sku_id, spec_id, name, price, sku_stock, sold_out)
+        known = result.setdefault(sku_id, built)
         if known is not built and known != built:
-            raise ParseError(f"two different SKUs share the id {sku.sku_id}", item_id=item_id)
+            raise ParseError(f"two different SKUs share the id {sku_id}", item_id=item_id)
     return tuple(result.values()), False
 
 
-class _LazyNames:
-    """:class:`PropNames` of the payload, built the first time a SKU needs it.
+class _SkuReader:
+    """Reads the SKU entries of one payload into :data:`_RawSku` tuples.
 
-    Most payloads name every SKU in ``props_names``; only those that do not
-    pay for indexing ``sku_props``.
+    Names from ``props_ids`` need :class:`PropNames`, built the first time a
+    SKU has no usable ``props_names`` (most payloads name every SKU, and only
+    those that do not pay for indexing ``sku_props``). Price strings are
+    parsed once per payload: an offer's SKUs share a few prices.
     """
 
-    __slots__ = ("_names", "_sku_props")
+    __slots__ = ("_item_id", "_names", "_prices", "_sku_props")
 
-    def __init__(self, sku_props: object) -> None:
+    def __init__(self, sku_props: object, item_id: int) -> None:
         self._sku_props = sku_props
+        self._item_id = item_id
         self._names: PropNames | None = None
+        self._prices: dict[str, Decimal | None] = {}
 
-    def from_ids(self, value: object) -> str | None:
+    def read(self, entry: object, index: int) -> _RawSku:
+        # ``dict`` first: the ABC check is several times slower, and SKUs are many.
+        if type(entry) is not dict and not isinstance(entry, Mapping):
+            raise ParseError(f"SKU #{index} is not a JSON object", item_id=self._item_id)
+        spec_id = first_id(entry, _SPEC_ID_KEYS)
+        sku_id = first_id(entry, _SKU_ID_KEYS) or spec_id
+        if sku_id is None:
+            raise ParseError(f"SKU #{index} has neither skuid nor specid", item_id=self._item_id)
+        stock = parse_count(entry.get("stock"))
+        flag = parse_bool(first_present(entry, "is_sold_out", "sold_out"))
+        name = (
+            name_from_props_names(entry.get("props_names"))
+            or self._name_from_ids(entry.get("props_ids"))
+            or sku_id
+        )
+        return (sku_id, spec_id, name, self._price(entry), stock, flag is True or stock == 0)
+
+    def _name_from_ids(self, value: object) -> str | None:
         if self._names is None:
             self._names = PropNames(self._sku_props)
         return self._names.from_ids(value)
 
-
-def _raw_sku(entry: object, index: int, names: _LazyNames, item_id: int) -> _RawSku:
-    if not isinstance(entry, Mapping):
-        raise ParseError(f"SKU #{index} is not a JSON object", item_id=item_id)
-    spec_id = parse_id(first_present(entry, *_SPEC_ID_KEYS))
-    sku_id = parse_id(first_present(entry, *_SKU_ID_KEYS)) or spec_id
-    if sku_id is None:
-        raise ParseError(f"SKU #{index} has neither skuid nor specid", item_id=item_id)
-    stock = parse_count(entry.get("stock"))
-    flag = parse_bool(first_present(entry, "is_sold_out", "sold_out"))
-    return _RawSku(
-        sku_id=sku_id,
-        spec_id=spec_id,
-        name=(
-            name_from_props_names(entry.get("props_names"))
-            or names.from_ids(entry.get("props_ids"))
-            or sku_id
-        ),
-        price=_sku_price(entry),
-        stock=stock,
-        sold_out=flag is True or stock == 0,
-    )
-
-
-def _sku_price(entry: Mapping[Any, Any]) -> Decimal | None:
-    for key in _SKU_PRICE_KEYS:
-        price = parse_price(entry.get(key))
-        if price is not None:
-            return price
-    return None
+    def _price(self, entry: Mapping[Any, Any]) -> Decimal | None:
+        """The SKU's own price: the first usable of ``_SKU_PRICE_KEYS``."""
+        prices = self._prices
+        for key in _SKU_PRICE_KEYS:
+            value = entry.get(key)
+            if type(value) is str:
+                if value in prices:
+                    price = prices[value]
+                else:
+                    price = prices[value] = parse_price(value)
+            else:
+                price = parse_price(value)
+            if price is not None:
+                return price
+        return None
 
 
 def _default_sku(

@@ -61,7 +61,8 @@ def is_no_value(value: object) -> bool:
 
 def as_mapping(value: object) -> Mapping[Any, Any]:
     """``value`` if it is a JSON object, else an empty mapping."""
-    return value if isinstance(value, Mapping) else {}
+    # ``dict`` first: the ABC check is several times slower than a type check.
+    return value if type(value) is dict or isinstance(value, Mapping) else {}
 
 
 def as_list(value: object) -> Sequence[Any]:
@@ -73,8 +74,23 @@ def first_present(mapping: Mapping[Any, Any], *keys: str) -> object:
     """The value of the first key of ``keys`` whose value is not "no value"."""
     for key in keys:
         value = mapping.get(key)
-        if value is not None and not is_no_value(value):
+        if value is not None and not (isinstance(value, str) and is_no_value(value)):
             return value
+    return None
+
+
+def first_id(mapping: Mapping[Any, Any], keys: tuple[str, ...]) -> str | None:
+    """``parse_id(first_present(mapping, *keys))``, in one pass."""
+    for key in keys:
+        value = mapping.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            return parse_id(value)
+        text = value.strip()
+        if len(text) <= _LONGEST_NO_VALUE and text.lower() in NO_VALUE_STRINGS:
+            continue
+        return text if len(text) <= MAX_ID_LEN else None
     return None
 
 
@@ -140,6 +156,9 @@ def parse_int(value: object) -> int | None:
     if isinstance(value, int):
         return value if -MAX_INT <= value < MAX_INT else None
     if isinstance(value, str):
+        if value.isdigit() and value.isascii() and len(value) <= MAX_NUMBER_LEN:
+            number = int(value)  # the common "4975": what the general path gives
+            return number if number < MAX_INT else None
         text = value.strip()
         if _THOUSANDS.fullmatch(text):
             text = text.replace(",", "")
@@ -157,12 +176,10 @@ def parse_int(value: object) -> int | None:
 
 def parse_count(value: object) -> int | None:
     """A non-negative whole number (stock, quantity), or ``None``."""
+    if type(value) is int:  # the common case; ``bool`` is not ``int`` here
+        return value if 0 <= value < MAX_INT else None
     number = parse_int(value)
     return number if number is not None and number >= 0 else None
-
-
-def _valid_price(price: Decimal | None) -> Decimal | None:
-    return price if price is not None and MIN_PRICE <= price < MAX_PRICE else None
 
 
 def parse_price(value: object) -> Decimal | None:
@@ -171,7 +188,18 @@ def parse_price(value: object) -> Decimal | None:
     Zero, negative, absurdly large values and ranges are "no price": a payload
     must never turn into a price of 0.
     """
-    return _valid_price(parse_decimal(value))
+    if (
+        isinstance(value, str)
+        and len(value) <= MAX_NUMBER_LEN
+        and value.isascii()
+        and value.replace(".", "", 1).isdigit()
+    ):
+        # The common "29.89" (ASCII digits, at most one dot) always matches
+        # ``_NUMBER``: this is what parse_decimal gives, without the regex.
+        price: Decimal | None = Decimal(value)
+    else:
+        price = parse_decimal(value)
+    return price if price is not None and MIN_PRICE <= price < MAX_PRICE else None
 
 
 def parse_price_range(value: object) -> tuple[Decimal, Decimal] | None:
@@ -196,6 +224,8 @@ def parse_price_range(value: object) -> tuple[Decimal, Decimal] | None:
 
 def parse_bool(value: object) -> bool | None:
     """A flag from a JSON boolean, ``0``/``1`` or words like ``"true"``; else ``None``."""
+    if value is None:
+        return None
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and value in (0, 1):
