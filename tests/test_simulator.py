@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from monitor.tmapi.catalog import EXAMPLE_ITEM_ID, default_item_ids, example_data
+from monitor.tmapi.parse import parse_item
 from monitor.tmapi.simulator import Mode, SimulatedTmapi, encode
 
 EXAMPLE_FILE_DATA: dict[str, Any] = example_data()
@@ -142,6 +143,16 @@ def test_variants_have_the_real_world_quirks_deterministically() -> None:
         for p in payloads
     )
     assert max(len(p["skus"]) for p in payloads) >= 100
+
+
+def test_a_variant_renders_the_same_every_time() -> None:
+    """Quirks rewrite the rendered copy, never the item's template: the tenth answer
+    for an item is the first one again (and still parses)."""
+    sim = SimulatedTmapi(seed=3, items=50, variants=True)
+    for item_id in generated(sim):
+        first = sim.payload(item_id)
+        assert [sim.payload(item_id) for _ in range(3)] == [first] * 3
+        parse_item(first, item_id=item_id)
 
 
 def test_variants_keep_the_truth_recoverable() -> None:

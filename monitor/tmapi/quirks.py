@@ -92,6 +92,14 @@ def _names(props_names: str, style: str) -> str:
     return props_names
 
 
+def _real_prop(prop: dict[str, Any], id_base: int) -> dict[str, Any]:
+    pid = int(prop["pid"])
+    values = [
+        {**value, "vid": str(id_base + pid * 1000 + int(value["vid"]))} for value in prop["values"]
+    ]
+    return {**prop, "pid": str(_REAL_PIDS[pid]), "values": values}
+
+
 def apply_quirks(data: dict[str, Any], quirks: Quirks) -> None:
     """Rewrite a freshly rendered ``data`` object in place."""
     q = quirks
@@ -109,12 +117,8 @@ def apply_quirks(data: dict[str, Any], quirks: Quirks) -> None:
         _set_nothing(sku, "origin_price", q.nothing)
         if q.no_skuid:
             _set_nothing(sku, "skuid", q.nothing)
-    if q.real_props_ids:
-        for prop in data["sku_props"]:
-            pid = int(prop["pid"])
-            prop["pid"] = str(_REAL_PIDS[pid])
-            for value in prop["values"]:
-                value["vid"] = str(q.id_base + pid * 1000 + int(value["vid"]))
+    if q.real_props_ids:  # new objects: the item's template shares the originals
+        data["sku_props"] = [_real_prop(prop, q.id_base) for prop in data["sku_props"]]
     for tier in data["tiered_price_info"]["prices"] + data["sku_price_range"]["sku_param"]:
         if q.begin_as_int:
             tier["beginAmount"] = int(tier["beginAmount"])
