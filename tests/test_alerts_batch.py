@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -10,19 +11,25 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from monitor.alerts import rules as rules_module
+from monitor.alerts import state_store
 from monitor.alerts.pipeline import record_alerts, record_alerts_batch
-from monitor.alerts.state import RuleState
+from monitor.alerts.state import RuleState, SkuMemory
 from monitor.alerts.state_store import (
+    StoredState,
     load_rule_state,
     load_rule_states,
     save_rule_state,
     save_rule_states,
 )
+from monitor.db.engine import write_transaction
 from monitor.db.records import PollResult
 from monitor.db.store import PollWrite, Store
+from monitor.errors import StorageError
 from monitor.watchlist_model import AlertKind, Item, Rules, Watchlist
 from tests.factories import at, offer, timeout, with_sku
 from tests.outbox_helpers import target
@@ -158,3 +165,186 @@ def test_states_of_many_items_round_trip(store: Store) -> None:
         assert loaded[ITEMS[0]].unchanged(base)
         assert not loaded[ITEMS[0]].unchanged(seen)
         assert load_rule_state(conn, ITEMS[2]) == RuleState()
+
+
+# -- shortcuts: a batch stores and sends what the rules worked out in full give --
+
+#: Rules with every kind of memory: thresholds, cooldown entries, a SKU filter.
+WIDE = replace(
+    RULES,
+    alert_on=(*RULES.alert_on, AlertKind.TARGET_PRICE, AlertKind.LOW_STOCK),
+    target_price=D("20"),
+    low_stock=101,
+    cooldown=timedelta(minutes=90),
+)
+NARROW = replace(
+    RULES,
+    alert_on=(*RULES.alert_on, AlertKind.LOW_STOCK),
+    low_stock=50,
+    skus=("5000000000000", "*/ L"),
+    failing_after=1,
+)
+
+
+def mixed_watchlist(tmp_path: Path) -> Watchlist:
+    rules = [WIDE, NARROW, RULES, WIDE]
+    return replace(
+        watchlist(tmp_path),
+        items=tuple(Item(i, f"item {i}", r) for i, r in zip(ITEMS, rules, strict=True)),
+    )
+
+
+def long_script() -> list[list[PollWrite]]:
+    """The rounds of :func:`script`, then quiet rounds past the cooldown."""
+    rounds = script()
+    last = rounds[-1]
+    for minute in (7, 8, 100, 101, 200):
+        rounds.append([replace(w, polled_at=at(minute, seconds=n)) for n, w in enumerate(last)])
+    return rounds
+
+
+def recorded_with_times(store: Store) -> dict[str, Any]:
+    out = recorded(store)
+    with store.engine.connect() as conn:
+        out["updated"] = sorted(
+            tuple(row)
+            for row in conn.execute(sa.text("SELECT item_id, updated_at FROM rule_states"))
+        )
+    return out
+
+
+def restyle(store: Store) -> None:
+    """Rewrite two stored states as another writer could have: same meaning, other text."""
+    with store.engine.begin() as conn:
+        for item_id, drop_flags in ((ITEMS[0], False), (ITEMS[1], True)):
+            text = conn.execute(
+                sa.text("SELECT state FROM rule_states WHERE item_id = :i"), {"i": item_id}
+            ).scalar_one()
+            data = json.loads(text)
+            if drop_flags:
+                # Flags left out read as false; the rules' own writing spells them out.
+                for memory in data["skus"].values():
+                    if not memory["low"]:
+                        del memory["low"]
+            conn.execute(
+                sa.text("UPDATE rule_states SET state = :s WHERE item_id = :i"),
+                {"s": json.dumps(data, indent=1), "i": item_id},
+            )
+
+
+class _NothingKept:
+    def get(self, item_id: int, text: str) -> None:
+        return None
+
+    def put(self, item_id: int, text: str, stored: StoredState) -> None:
+        return None
+
+
+def run_script(store: Store, wl: Watchlist) -> tuple[list[Any], dict[str, Any]]:
+    items = {item.id: item for item in wl.items}
+    messages: list[Any] = []
+
+    def after(conn: Connection, polls: Sequence[PollResult]) -> None:
+        messages.extend(record_alerts_batch(conn, [(p, items[p.item_id]) for p in polls], wl))
+
+    for n, writes in enumerate(long_script()):
+        store.apply_polls(writes, after=after)
+        if n == 0:
+            restyle(store)
+    return messages, recorded_with_times(store)
+
+
+def test_a_batch_with_shortcuts_stores_and_sends_what_the_full_rules_do(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wl = mixed_watchlist(tmp_path)
+    fast = run_script(store, wl)
+    assert fast[1]["outbox"], "the script should alert"
+    clear(store)
+
+    def rebuilt(
+        memory: SkuMemory,
+        *,
+        baseline: D | None = None,
+        at_target: bool | None = None,
+        low: bool | None = None,
+    ) -> SkuMemory:
+        return SkuMemory(
+            baseline=memory.baseline if baseline is None else baseline,
+            at_target=memory.at_target if at_target is None else at_target,
+            low=memory.low if low is None else low,
+        )
+
+    def compared(self: StoredState, state: RuleState) -> bool:
+        return self.data is not None and state.to_json() == self.data
+
+    monkeypatch.setattr(rules_module, "_settled", lambda *args: False)
+    monkeypatch.setattr(rules_module._Quiet, "__call__", lambda self, sku, memory: False)
+    monkeypatch.setattr(rules_module, "_with", rebuilt)
+    monkeypatch.setattr(state_store, "_kept", _NothingKept())
+    monkeypatch.setattr(StoredState, "unchanged", compared)
+    full = run_script(store, wl)
+    assert fast == full
+
+
+def test_a_state_read_again_is_not_decoded_again(store: Store) -> None:
+    store.apply_polls([PollWrite(ITEMS[0], at(0), offer(item_id=ITEMS[0]))])
+    seen = RuleState(seen=True, skus={"a": SkuMemory(D("1.50"))})
+    with store.engine.begin() as conn:
+        save_rule_state(conn, ITEMS[0], seen, at(0))
+    with store.engine.connect() as conn:
+        first = load_rule_states(conn, [ITEMS[0]])[ITEMS[0]]
+        again = load_rule_states(conn, [ITEMS[0]])[ITEMS[0]]
+    assert again is first and first.state == seen
+    assert first.unchanged(first.state) and first.unchanged(seen)
+    assert not first.unchanged(RuleState(seen=True))
+
+
+def test_a_state_written_elsewhere_is_read_as_written(store: Store) -> None:
+    store.apply_polls([PollWrite(ITEMS[0], at(0), offer(item_id=ITEMS[0]))])
+    with store.engine.begin() as conn:
+        save_rule_state(conn, ITEMS[0], RuleState(seen=True), at(0))
+        assert load_rule_state(conn, ITEMS[0]) == RuleState(seen=True)
+    other = RuleState(seen=True, failing=True)
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE rule_states SET state = :s"), {"s": json.dumps(other.to_json())}
+        )
+    with store.engine.connect() as conn:
+        assert load_rule_state(conn, ITEMS[0]) == other
+
+
+def test_a_state_whose_save_was_rolled_back_is_not_read(store: Store) -> None:
+    store.apply_polls([PollWrite(ITEMS[0], at(0), offer(item_id=ITEMS[0]))])
+    kept = RuleState(seen=True)
+    with store.engine.begin() as conn:
+        save_rule_state(conn, ITEMS[0], kept, at(0))
+    with pytest.raises(RuntimeError), write_transaction(store.engine) as conn:
+        save_rule_state(conn, ITEMS[0], RuleState(seen=True, failing=True), at(1))
+        raise RuntimeError("the poll's transaction fails")
+    with store.engine.connect() as conn:
+        assert load_rule_state(conn, ITEMS[0]) == kept
+
+
+def test_a_state_written_another_way_is_rewritten_even_when_unchanged(store: Store) -> None:
+    store.apply_polls([PollWrite(ITEMS[0], at(0), offer(item_id=ITEMS[0]))])
+    state = RuleState(seen=True, skus={"a": SkuMemory(D("1.50"))})
+    short = {"version": 1, "seen": True, "skus": {"a": {"baseline": "1.50"}}}
+    with store.engine.begin() as conn:
+        save_rule_state(conn, ITEMS[0], state, at(0))
+        conn.execute(sa.text("UPDATE rule_states SET state = :s"), {"s": json.dumps(short)})
+    with store.engine.connect() as conn:
+        (stored,) = load_rule_states(conn, [ITEMS[0]]).values()
+    assert stored.state == state
+    assert not stored.unchanged(stored.state)
+    assert not stored.unchanged(state)
+
+
+def test_a_bad_state_fails_every_read(store: Store) -> None:
+    store.apply_polls([PollWrite(ITEMS[0], at(0), offer(item_id=ITEMS[0]))])
+    with store.engine.begin() as conn:
+        save_rule_state(conn, ITEMS[0], RuleState(), at(0))
+        conn.execute(sa.text("UPDATE rule_states SET state = '[1'"))
+    for _ in range(2):
+        with store.engine.connect() as conn, pytest.raises(StorageError, match="not JSON"):
+            load_rule_states(conn, [ITEMS[0]])

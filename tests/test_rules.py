@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from monitor.alerts import rules as rules_module
 from monitor.alerts.model import Alert
 from monitor.alerts.rules import (
     RECOVERED,
@@ -514,6 +518,500 @@ def test_cooldown_memory_is_pruned() -> None:
     assert set(state.sent) == {"price_drop:sku:a"}
     _, state = evaluate(watch, None, offer(sku("a", "20")), [], state, T0 + timedelta(hours=2))
     assert state.sent == {}
+
+
+# -- shortcuts: the same answers as the rules worked out in full -------------
+
+
+@contextmanager
+def worked_out_in_full() -> Iterator[None]:
+    """Evaluate every SKU through every rule and always build a new state and new memories."""
+
+    def rebuilt(
+        memory: SkuMemory,
+        *,
+        baseline: Decimal | None = None,
+        at_target: bool | None = None,
+        low: bool | None = None,
+    ) -> SkuMemory:
+        return SkuMemory(
+            baseline=memory.baseline if baseline is None else baseline,
+            at_target=memory.at_target if at_target is None else at_target,
+            low=memory.low if low is None else low,
+        )
+
+    patches = pytest.MonkeyPatch()
+    patches.setattr(rules_module, "_settled", lambda *args: False)
+    patches.setattr(rules_module._Quiet, "__call__", lambda self, sku, memory: False)
+    patches.setattr(rules_module, "_with", rebuilt)
+    try:
+        yield
+    finally:
+        patches.undo()
+
+
+def stored_text(state: RuleState) -> str:
+    return json.dumps(state.to_json(), sort_keys=True)
+
+
+def same_as_in_full(
+    watch: Rules, current: Offer, changes: Sequence[Change], state: RuleState | None, now: datetime
+) -> tuple[list[Alert], RuleState]:
+    """``evaluate``, checked against the rules worked out in full."""
+    alerts, new = evaluate(watch, None, current, changes, state, now)
+    with worked_out_in_full():
+        full_alerts, full = evaluate(watch, None, current, changes, state, now)
+    assert alerts == full_alerts
+    assert new == full
+    assert stored_text(new) == stored_text(full)
+    assert list(new.skus) == list(full.skus) or new is state
+    return alerts, new
+
+
+PRICES = ["9.5", "9.90", "10", "10.00", "10.10", "10.2", "11", "12", "20"]
+SKU_IDS = ["a", "b", "c", "d"]
+ALL_KINDS = list(K)
+
+
+@st.composite
+def skus_of(draw: st.DrawFn) -> list[Sku]:
+    ids = draw(st.lists(st.sampled_from(SKU_IDS), min_size=1, max_size=4, unique=True))
+    out = []
+    for sku_id in ids:
+        stock = draw(st.none() | st.integers(0, 15))
+        sold_out = stock == 0 or draw(st.booleans()) if stock is not None else draw(st.booleans())
+        name = draw(st.sampled_from([f"SKU {sku_id}", f"red / {sku_id}"]))
+        out.append(Sku(sku_id, None, name, D(draw(st.sampled_from(PRICES))), stock, sold_out))
+    return out
+
+
+@st.composite
+def rules_of(draw: st.DrawFn) -> Rules:
+    money = st.none() | st.sampled_from([D("1"), D("5"), D("0.5"), D("10")])
+    return Rules(
+        alert_on=tuple(draw(st.lists(st.sampled_from(ALL_KINDS), unique=True))),
+        price_drop_pct=draw(money),
+        price_drop_abs=draw(money),
+        price_rise_pct=draw(money),
+        price_rise_abs=draw(money),
+        target_price=draw(st.none() | st.sampled_from([D("10"), D("10.00"), D("11"), D("9")])),
+        low_stock=draw(st.none() | st.integers(0, 10)),
+        failing_after=draw(st.integers(1, 3)),
+        skus=draw(st.sampled_from([(), ("a",), ("b*",), ("SKU c",), ("red*",), ("x",)])),
+        cooldown=draw(st.sampled_from([timedelta(0), timedelta(minutes=30), timedelta(hours=2)])),
+    )
+
+
+@st.composite
+def states_of(draw: st.DrawFn) -> RuleState:
+    memories = {
+        sku_id: SkuMemory(
+            D(draw(st.sampled_from(PRICES))), draw(st.booleans()), draw(st.booleans())
+        )
+        for sku_id in draw(st.lists(st.sampled_from(SKU_IDS), unique=True))
+    }
+    keys = [f"{kind}:sku:{sku_id}" for kind in ALL_KINDS for sku_id in SKU_IDS]
+    keys += ["sold_out", "back_in_stock", "tier_change:tier:100", "poll_failing"]
+    values = st.none() | st.sampled_from([D("10"), D("10.00"), D("12"), 5])
+    sent = {
+        key: SentAlert(
+            at=T0 + timedelta(minutes=draw(st.integers(0, 200))),
+            old=draw(values),
+            new=draw(values),
+        )
+        for key in draw(st.lists(st.sampled_from(keys), max_size=3, unique=True))
+    }
+    return RuleState(
+        seen=draw(st.booleans()), failing=draw(st.booleans()), skus=memories, sent=sent
+    )
+
+
+PROPERTY = settings(
+    max_examples=600,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+def tweaked(state: RuleState, draw: st.DrawFn) -> RuleState:
+    """``state`` with at most one thing remembered differently."""
+    skus, sent = dict(state.skus), dict(state.sent)
+    tweak = draw(st.sampled_from(["none", "extra", "target", "low", "baseline", "sent", "fail"]))
+    if tweak == "extra":
+        skus[draw(st.sampled_from(SKU_IDS))] = SkuMemory(D(draw(st.sampled_from(PRICES))))
+    elif tweak == "sent":
+        at = T0 + timedelta(minutes=draw(st.integers(0, 500)))
+        sent[draw(st.sampled_from(["sold_out", "stock_change:sku:a"]))] = SentAlert(at=at)
+    elif tweak == "fail":
+        return replace(state, failing=not state.failing)
+    elif skus:
+        sku_id = draw(st.sampled_from(sorted(skus)))
+        memory = skus[sku_id]
+        if tweak == "target":
+            skus[sku_id] = replace(memory, at_target=not memory.at_target)
+        elif tweak == "low":
+            skus[sku_id] = replace(memory, low=not memory.low)
+        elif tweak == "baseline":
+            skus[sku_id] = replace(memory, baseline=D(draw(st.sampled_from(PRICES))))
+    return RuleState(seen=state.seen, failing=state.failing, skus=skus, sent=sent)
+
+
+@PROPERTY
+@given(
+    before=rules_of(),
+    other=st.none() | rules_of(),
+    made_up=st.none() | states_of(),
+    previous=skus_of(),
+    current=st.none() | skus_of(),
+    minutes=st.integers(200, 500),
+    data=st.data(),
+)
+def test_shortcuts_give_what_the_rules_give_in_full(
+    before: Rules,
+    other: Rules | None,
+    made_up: RuleState | None,
+    previous: list[Sku],
+    current: list[Sku] | None,
+    minutes: int,
+    data: st.DataObject,
+) -> None:
+    """Random rules, memories and polls: every answer is the one of the rules in full.
+
+    The state is made up, or what an earlier poll left (under the same rules
+    or others), perhaps with one thing remembered differently. The poll sees
+    the same offer (no changes, the usual case) or another one (with its
+    changes).
+    """
+    now = T0 + timedelta(minutes=minutes)
+    watch = before if other is None else other
+    first = offer(*previous)
+    state = made_up
+    if data.draw(st.booleans()):
+        with worked_out_in_full():
+            _, state = evaluate(before, None, first, [], state, now - timedelta(minutes=10))
+        state = tweaked(state, data.draw)
+    polled = first if current is None else offer(*current)
+    _, new = same_as_in_full(watch, polled, diff(first, polled), state, now)
+    # The same poll again, at once and later (when cooldowns may be over).
+    same_as_in_full(watch, polled, [], new, now + timedelta(minutes=1))
+    same_as_in_full(watch, polled, [], new, now + timedelta(hours=3))
+    # A poll that failed, with the state of either.
+    for failures in (1, 3):
+        for memory in (state, new):
+            got = evaluate_failure(watch, failures, "timeout", memory, now)
+            with worked_out_in_full():
+                full = evaluate_failure(watch, failures, "timeout", memory, now)
+            assert got == full
+            assert stored_text(got[1]) == stored_text(full[1])
+
+
+TARGET_ON = (K.TARGET_PRICE, K.PRICE_DROP)
+LOW_ON = (K.LOW_STOCK, K.PRICE_DROP)
+#: (why, rules, remembered (baseline, at_target, low), polled (price, stock, sold out), kept)
+ONE_SKU: list[tuple[str, Rules, tuple[str, bool, bool], tuple[str, int | None, bool], bool]] = [
+    ("same price", rules(K.PRICE_DROP), ("30", False, False), ("30", 5, False), True),
+    (
+        "same price, other digits",
+        rules(K.PRICE_RISE),
+        ("30", False, False),
+        ("30.00", 5, False),
+        True,
+    ),
+    (
+        "no price alerts: digits follow",
+        rules(K.SOLD_OUT),
+        ("30", False, False),
+        ("30.00", 5, False),
+        False,
+    ),
+    ("no price alerts: price follows", rules(), ("30", False, False), ("29", 5, False), False),
+    (
+        "drop under threshold",
+        rules(K.PRICE_DROP, price_drop_pct=D(5)),
+        ("30", False, False),
+        ("29", 5, False),
+        True,
+    ),
+    (
+        "drop past threshold",
+        rules(K.PRICE_DROP, price_drop_pct=D(5)),
+        ("30", False, False),
+        ("28", 5, False),
+        False,
+    ),
+    ("rise not asked for", rules(K.PRICE_DROP), ("30", False, False), ("31", 5, False), True),
+    ("rise asked for", rules(K.PRICE_RISE), ("30", False, False), ("31", 5, False), False),
+    (
+        "above target, told",
+        rules(*TARGET_ON, target_price=D(26)),
+        ("30", True, False),
+        ("30", 5, False),
+        False,
+    ),
+    (
+        "above target",
+        rules(*TARGET_ON, target_price=D(26)),
+        ("30", False, False),
+        ("30", 5, False),
+        True,
+    ),
+    (
+        "at target, told",
+        rules(*TARGET_ON, target_price=D(30)),
+        ("30", True, False),
+        ("30", 5, False),
+        True,
+    ),
+    (
+        "at target, sold out",
+        rules(*TARGET_ON, target_price=D(30)),
+        ("30", False, False),
+        ("30", 0, True),
+        True,
+    ),
+    (
+        "at target, not told",
+        rules(*TARGET_ON, target_price=D(30)),
+        ("30", False, False),
+        ("30", 5, False),
+        False,
+    ),
+    (
+        "target set, alert off: flag follows",
+        rules(K.PRICE_DROP, target_price=D(30)),
+        ("30", False, False),
+        ("30", 5, False),
+        False,
+    ),
+    (
+        "target set, alert off: in step",
+        rules(K.PRICE_DROP, target_price=D(30)),
+        ("30", True, False),
+        ("30", 5, False),
+        True,
+    ),
+    ("no target: flag cleared", rules(*TARGET_ON), ("30", True, False), ("30", 5, False), False),
+    ("low, told", rules(*LOW_ON, low_stock=5), ("30", False, True), ("30", 5, False), True),
+    ("low, not told", rules(*LOW_ON, low_stock=5), ("30", False, False), ("30", 5, False), False),
+    (
+        "low, sold out, not told",
+        rules(*LOW_ON, K.SOLD_OUT, low_stock=5),
+        ("30", False, False),
+        ("30", 0, True),
+        False,
+    ),
+    ("stock back up", rules(*LOW_ON, low_stock=5), ("30", False, True), ("30", 6, False), False),
+    ("stock unknown", rules(*LOW_ON, low_stock=5), ("30", False, True), ("30", None, False), True),
+    ("no threshold: flag cleared", rules(*LOW_ON), ("30", False, True), ("30", 5, False), False),
+    (
+        "threshold, alert off: flag follows",
+        rules(K.PRICE_DROP, low_stock=5),
+        ("30", False, False),
+        ("30", 5, False),
+        False,
+    ),
+    (
+        "threshold, alert off: in step",
+        rules(K.PRICE_DROP, low_stock=5),
+        ("30", False, True),
+        ("30", 5, False),
+        True,
+    ),
+    (
+        "unwatched, in step",
+        rules(*TARGET_ON, target_price=D(30), low_stock=5, skus=("b",)),
+        ("30", True, True),
+        ("30", 5, False),
+        True,
+    ),
+    (
+        "unwatched, target flag behind",
+        rules(*TARGET_ON, target_price=D(30), skus=("b",)),
+        ("30", False, False),
+        ("30", 5, False),
+        False,
+    ),
+    (
+        "unwatched, low flag behind",
+        rules(K.PRICE_DROP, low_stock=5, skus=("b",)),
+        ("30", False, False),
+        ("30", 5, False),
+        False,
+    ),
+    (
+        "unwatched, price behind",
+        rules(K.PRICE_DROP, skus=("b",)),
+        ("30", False, False),
+        ("29", 5, False),
+        False,
+    ),
+    (
+        "unwatched, digits behind",
+        rules(K.PRICE_DROP, skus=("b",)),
+        ("30", False, False),
+        ("30.00", 5, False),
+        False,
+    ),
+    (
+        "watched by name",
+        rules(K.PRICE_DROP, skus=("SKU*",)),
+        ("30", False, False),
+        ("29", 5, False),
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("why", "watch", "remembered", "polled", "kept"), ONE_SKU, ids=[case[0] for case in ONE_SKU]
+)
+def test_an_unchanged_poll_of_one_sku(
+    why: str,
+    watch: Rules,
+    remembered: tuple[str, bool, bool],
+    polled: tuple[str, int | None, bool],
+    kept: bool,
+) -> None:
+    del why
+    baseline, at_target, low = remembered
+    price, stock, sold_out = polled
+    state = RuleState(seen=True, skus={"a": SkuMemory(D(baseline), at_target, low)})
+    current = offer(Sku("a", None, "SKU a", D(price), stock, sold_out))
+    _, new = same_as_in_full(watch, current, [], state, T0)
+    assert (new is state) is kept
+    assert (new == state and stored_text(new) == stored_text(state)) is kept
+
+
+def test_an_unchanged_poll_returns_the_very_same_state() -> None:
+    watch = rules(
+        K.PRICE_DROP, K.PRICE_RISE, K.TARGET_PRICE, K.LOW_STOCK, target_price=D("20"), low_stock=5
+    )
+    current = offer(sku("a", "30"), sku("b", "19", stock=3), sku("c", "25", stock=0))
+    _, state = evaluate(watch, None, current, [], None, T0)
+    for minute in (10, 20):
+        alerts, again = evaluate(watch, None, current, [], state, T0 + timedelta(minutes=minute))
+        assert alerts == [] and again is state
+
+
+def test_a_changed_poll_that_changes_no_memory_returns_the_very_same_state() -> None:
+    watch = rules(K.STOCK_CHANGE, K.PRICE_DROP)
+    first, second = offer(sku("a", "30", stock=50)), offer(sku("a", "30", stock=40))
+    _, state = evaluate(watch, None, first, [], None, T0)
+    alerts, again = same_as_in_full(watch, second, diff(first, second), state, T0 + timedelta(1))
+    assert [brief(a) for a in alerts] == [("stock_change", "a", 50, 40)]
+    assert again is state
+
+
+NOTHING_CHANGED: list[tuple[str, Rules, Rules, Offer, list[Brief]]] = [
+    (
+        "a target just added is checked against the current price",
+        rules(K.PRICE_DROP),
+        rules(K.PRICE_DROP, K.TARGET_PRICE, target_price=D("26")),
+        offer(sku("a", "25"), sku("b", "30")),
+        [("target_price", "a", D("26"), D("25"))],
+    ),
+    (
+        "a low-stock threshold just added is checked against the current stock",
+        rules(K.PRICE_DROP),
+        rules(K.PRICE_DROP, K.LOW_STOCK, low_stock=10),
+        offer(sku("a", "25", stock=4), sku("b", "30")),
+        [("low_stock", "a", 10, 4)],
+    ),
+    (
+        "a lowered price threshold lets a drop already seen through",
+        rules(K.PRICE_DROP, price_drop_pct=D("50")),
+        rules(K.PRICE_DROP, price_drop_pct=D("1")),
+        offer(sku("a", "25")),
+        [(DROP, "a", D("30"), D("25"))],
+    ),
+    (
+        "price alerts just turned on measure from the price already remembered",
+        rules(K.SOLD_OUT),
+        rules(K.PRICE_RISE),
+        offer(sku("a", "25")),
+        [],
+    ),
+    (
+        "a SKU no longer watched follows the offer quietly",
+        rules(K.PRICE_DROP, K.TARGET_PRICE, target_price=D("26")),
+        rules(K.PRICE_DROP, K.TARGET_PRICE, target_price=D("26"), skus=("b",)),
+        offer(sku("a", "25"), sku("b", "30")),
+        [],
+    ),
+    (
+        "a SKU watched again starts from the offer as it is",
+        rules(K.PRICE_DROP, skus=("b",)),
+        rules(K.PRICE_DROP),
+        offer(sku("a", "25"), sku("b", "30")),
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("why", "before", "watch", "current", "expected"),
+    NOTHING_CHANGED,
+    ids=[case[0] for case in NOTHING_CHANGED],
+)
+def test_an_unchanged_poll_still_applies_the_rules_as_they_are_now(
+    why: str, before: Rules, watch: Rules, current: Offer, expected: list[Brief]
+) -> None:
+    del why
+    first = offer(sku("a", "30"), sku("b", "30"))
+    _, state = evaluate(before, None, first, [], None, T0)
+    _, state = evaluate(before, None, current, diff(first, current), state, T0 + timedelta(1))
+    alerts, _ = same_as_in_full(watch, current, [], state, T0 + timedelta(2))
+    assert [brief(a) for a in alerts] == expected
+
+
+def test_an_unchanged_poll_still_recovers_and_prunes() -> None:
+    watch = replace(FAIL, cooldown=timedelta(hours=1))
+    current = offer(sku("a", "30"))
+    state = seen()
+    _, failing = evaluate_failure(watch, 3, "timeout", state, T0 + timedelta(minutes=1))
+    assert failing.failing and set(failing.sent) == {"poll_failing"}
+    alerts, state = same_as_in_full(watch, current, [], failing, T0 + timedelta(minutes=2))
+    assert [(a.kind, a.note) for a in alerts] == [("poll_failing", RECOVERED)]
+    assert not state.failing and set(state.sent) == {"poll_failing"}
+    _, pruned = same_as_in_full(watch, current, [], state, T0 + timedelta(hours=2))
+    assert pruned.sent == {}
+
+
+def test_a_baseline_written_differently_is_rewritten_as_the_offer_writes_it() -> None:
+    # Without price alerts the baseline follows the price, digit for digit.
+    watch = rules(K.SOLD_OUT)
+    state = RuleState(seen=True, skus={"a": SkuMemory(D("30"))})
+    _, new = same_as_in_full(watch, offer(sku("a", "30.00")), [], state, T0)
+    assert str(new.skus["a"].baseline) == "30.00"
+    # With them, an equal price is no move and the baseline stays as told.
+    _, kept = same_as_in_full(rules(K.PRICE_DROP), offer(sku("a", "30.00")), [], state, T0)
+    assert kept is state
+
+
+def test_a_sent_alert_replacing_an_expired_one_is_remembered() -> None:
+    watch = rules(K.STOCK_CHANGE, cooldown=timedelta(hours=1))
+    first, second = offer(sku("a", "30", stock=50)), offer(sku("a", "30", stock=40))
+    _, state = evaluate(watch, None, first, [], None, T0)
+    state = replace(state, sent={"sold_out": SentAlert(at=T0)})
+    now = T0 + timedelta(hours=2)
+    alerts, new = same_as_in_full(watch, second, diff(first, second), state, now)
+    assert [brief(a) for a in alerts] == [("stock_change", "a", 50, 40)]
+    assert set(new.sent) == {"stock_change:sku:a"}
+
+
+def test_a_sku_remembered_but_no_longer_offered_is_forgotten() -> None:
+    state = RuleState(seen=True, skus={"a": SkuMemory(D("30")), "b": SkuMemory(D("30"))})
+    _, new = same_as_in_full(rules(K.PRICE_DROP), offer(sku("a", "30")), [], state, T0)
+    assert set(new.skus) == {"a"}
+
+
+def test_an_offer_listing_a_sku_twice_keeps_one_memory() -> None:
+    watch = rules(K.PRICE_DROP)
+    state = RuleState(seen=True, skus={"a": SkuMemory(D("30")), "b": SkuMemory(D("30"))})
+    _, new = same_as_in_full(watch, offer(sku("a", "30"), sku("a", "30")), [], state, T0)
+    assert set(new.skus) == {"a"}
 
 
 # -- state JSON --------------------------------------------------------------

@@ -64,7 +64,7 @@ def record_alerts_batch(
             message = failure_group(item.id, item.name, last, alerts, now)
         if not before.unchanged(new_state):
             to_save[item.id] = (item.id, new_state, now)
-            stored[item.id] = StoredState(new_state, new_state.to_json())
+            stored[item.id] = StoredState(new_state, new_state.to_json(), as_read=True)
         if message is not None:
             enqueue(conn, message, poll.poll_id, watchlist.targets_of(item), now)
         messages.append(message)

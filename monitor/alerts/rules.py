@@ -41,7 +41,6 @@ stock; ``poll_failing`` carries its text in ``note``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -113,6 +112,9 @@ def evaluate(  # noqa: PLR0917 (the poller's call mirrors the pipeline order)
     """
     del item_name  # names label messages; they never change what alerts
     _check_aware(now)
+    if state is not None and not changes and _settled(rules, offer, state, now):
+        # The usual unchanged poll: nothing to tell, nothing to remember differently.
+        return [], state
     run = _Run(rules, state or RuleState(), now)
     run.recover()
     if state is None or not state.seen:
@@ -125,10 +127,16 @@ def evaluate(  # noqa: PLR0917 (the poller's call mirrors the pipeline order)
             sku_changes.setdefault(change.sku_id, []).append(change)
         elif change.kind in _ITEM_CHANGES and change.kind is not ChangeKind.TIER_CHANGE:
             run.send_change(change)
-    skus = {
-        sku.sku_id: run.sku(sku, state.skus.get(sku.sku_id), sku_changes.get(sku.sku_id, ()))
-        for sku in offer.skus
-    }
+    memories = state.skus
+    quiet = _Quiet(rules)
+    skus: dict[str, SkuMemory] = {}
+    for sku in offer.skus:
+        memory = memories.get(sku.sku_id)
+        sku_change = sku_changes.get(sku.sku_id)
+        if sku_change is None and memory is not None and quiet(sku, memory):
+            skus[sku.sku_id] = memory
+        else:
+            skus[sku.sku_id] = run.sku(sku, memory, sku_change or ())
     for change in changes:
         removed = change.kind is ChangeKind.SKU_REMOVED and change.sku_id is not None
         if removed and rules.watches_sku(change.sku_id or "", change.sku_name or ""):
@@ -136,7 +144,7 @@ def evaluate(  # noqa: PLR0917 (the poller's call mirrors the pipeline order)
     for change in changes:
         if change.kind is ChangeKind.TIER_CHANGE and change.sku_id is None:
             run.send_change(change)
-    return run.alerts, run.state(skus)
+    return run.alerts, run.state(skus, previous=state)
 
 
 def evaluate_failure(
@@ -170,7 +178,7 @@ def evaluate_failure(
         note = f"{consecutive_failures} failed {polls} in a row: {reason}"
         failing = run.send(Alert(AlertKind.POLL_FAILING.value, note=note))
     base = state or RuleState()
-    return run.alerts, run.state(base.skus, failing=failing, seen=base.seen)
+    return run.alerts, run.state(base.skus, failing=failing, seen=base.seen, previous=state)
 
 
 def group(
@@ -260,6 +268,124 @@ def _passes(amount: Decimal, base: Decimal, pct: Decimal | None, absolute: Decim
     return absolute is None or amount >= absolute
 
 
+def _price_move(
+    rules: Rules, price: Decimal, base: Decimal, *, drop: bool, rise: bool
+) -> AlertKind | None:
+    """The price alert a SKU at ``price`` is due, measured from ``base``; None if none."""
+    if price < base and drop:
+        if _passes(base - price, base, rules.price_drop_pct, rules.price_drop_abs):
+            return AlertKind.PRICE_DROP
+        return None
+    if price > base and rise:
+        if _passes(price - base, base, rules.price_rise_pct, rules.price_rise_abs):
+            return AlertKind.PRICE_RISE
+        return None
+    return None
+
+
+def _same(a: Decimal, b: Decimal) -> bool:
+    """Equal and written alike (``30`` and ``30.00`` are equal, not the same baseline)."""
+    return a == b and str(a) == str(b)
+
+
+def _settled(rules: Rules, offer: Offer, state: RuleState, now: datetime) -> bool:
+    """Would a poll of ``offer`` with no changes tell nothing and leave ``state`` as it is?
+
+    True only when :func:`evaluate` would return no alert and a state equal to
+    ``state``: seen before, no ``poll_failing`` to clear, every cooldown entry
+    still running, and every SKU of the offer remembered as :class:`_Quiet`
+    finds it, with no other SKU remembered. False means "work it out".
+    """
+    if not state.seen or state.failing:
+        return False
+    if state.sent:
+        cooldown = rules.cooldown
+        for sent in state.sent.values():
+            if not now - sent.at < cooldown:
+                return False
+    memories, skus = state.skus, offer.skus
+    if len(memories) != len(skus):
+        return False
+    quiet = _Quiet(rules)
+    for sku in skus:
+        memory = memories.get(sku.sku_id)
+        if memory is None or not quiet(sku, memory):
+            return False
+    # Every SKU of the offer is remembered; with no id twice, nothing else is.
+    return len(skus) < 2 or len({sku.sku_id for sku in skus}) == len(skus)
+
+
+class _Quiet:
+    """Would the SKU rules, with no change about a SKU, tell nothing and keep its memory?
+
+    ``quiet(sku, memory)`` is True only when :meth:`_Run.sku` would send no
+    alert and return a memory equal to ``memory`` (same baseline digits, same
+    flags). It re-checks the thresholds against the current values exactly as
+    the rules do, so a target just added, or a price past a threshold whose
+    alert is still due, is not quiet.
+    """
+
+    __slots__ = (
+        "_drop",
+        "_low_stock",
+        "_price_alerts",
+        "_rise",
+        "_rules",
+        "_target",
+        "_target_price",
+        "_watch_all",
+    )
+
+    def __init__(self, rules: Rules) -> None:
+        kinds = rules.alert_on
+        self._rules = rules
+        self._drop = AlertKind.PRICE_DROP in kinds
+        self._rise = AlertKind.PRICE_RISE in kinds
+        self._price_alerts = self._drop or self._rise
+        self._target_price = rules.target_price
+        #: The target price when ``target_price`` alerts are on.
+        self._target = rules.target_price if AlertKind.TARGET_PRICE in kinds else None
+        self._low_stock = rules.low_stock
+        self._watch_all = not rules.skus
+
+    def __call__(self, sku: Sku, memory: SkuMemory) -> bool:
+        if not self._watch_all and not self._rules.watches_sku(sku.sku_id, sku.name):
+            # Not watched: the memory must already follow the offer.
+            return (
+                _same(memory.baseline, sku.price)
+                and memory.at_target is _at_target(self._rules, sku)
+                and memory.low is (_is_low(self._rules, sku) is True)
+            )
+        # As _Run._price: with price alerts on, a price alert due; else a new baseline.
+        price, base = sku.price, memory.baseline
+        if price != base:
+            if not self._price_alerts:
+                return False
+            move = _price_move(self._rules, price, base, drop=self._drop, rise=self._rise)
+            if move is not None:
+                return False
+        elif not self._price_alerts and str(price) != str(base):
+            return False
+        # As _Run._target: with target alerts on, an alert due; else the flag follows.
+        target = self._target
+        if target is None:
+            target_price = self._target_price
+            at_target = target_price is not None and not sku.sold_out and price <= target_price
+            if memory.at_target is not at_target:
+                return False
+        elif price > target:
+            if memory.at_target is not False:
+                return False
+        elif not memory.at_target and not sku.sold_out:
+            return False
+        # As _Run._low_stock: the flag follows the stock unless the alert is due.
+        threshold = self._low_stock
+        if threshold is None:
+            return memory.low is False
+        stock = sku.stock
+        return stock is None or memory.low is (stock <= threshold)
+
+
 class _Run:
     """One evaluation: the alerts sent so far and the cooldown memory."""
 
@@ -270,6 +396,7 @@ class _Run:
         self.alerts: list[Alert] = []
         self._enabled = {kind.value for kind in rules.alert_on}
         self._sent = {key: sent for key, sent in state.sent.items() if self._recent(sent)}
+        self._remembered = False
 
     # -- sending -------------------------------------------------------------
 
@@ -283,6 +410,7 @@ class _Run:
         self.alerts.append(alert)
         if self.rules.cooldown:
             self._sent[alert_key(alert)] = SentAlert(at=self.now, old=alert.old, new=alert.new)
+            self._remembered = True
         return True
 
     def send_change(self, change: Change) -> bool:
@@ -324,7 +452,8 @@ class _Run:
         opposite = _OPPOSITE.get(alert.kind)
         if opposite is None:
             return False
-        undone = self._sent.get(alert_key(replace(alert, kind=opposite)))
+        undoes = Alert(kind=opposite, sku_id=alert.sku_id, min_qty=alert.min_qty)
+        undone = self._sent.get(alert_key(undoes))
         if undone is None or not self._recent(undone):
             return False
         return alert.kind not in _VALUE_REVERSALS or alert.new == undone.old
@@ -347,19 +476,12 @@ class _Run:
         return self._low_stock(sku, memory)
 
     def _price(self, sku: Sku, memory: SkuMemory) -> SkuMemory:
-        rules, base, price = self.rules, memory.baseline, sku.price
+        base, price = memory.baseline, sku.price
         drop, rise = self.on(AlertKind.PRICE_DROP), self.on(AlertKind.PRICE_RISE)
         if not drop and not rise:
-            return replace(memory, baseline=price)
-        if price < base and drop:
-            if not _passes(base - price, base, rules.price_drop_pct, rules.price_drop_abs):
-                return memory
-            kind = AlertKind.PRICE_DROP
-        elif price > base and rise:
-            if not _passes(price - base, base, rules.price_rise_pct, rules.price_rise_abs):
-                return memory
-            kind = AlertKind.PRICE_RISE
-        else:
+            return _with(memory, baseline=price)
+        kind = _price_move(self.rules, price, base, drop=drop, rise=rise)
+        if kind is None:
             return memory
         alert = Alert(
             kind=kind.value,
@@ -369,14 +491,14 @@ class _Run:
             new=price,
             pct=percent_change(base, price),
         )
-        return replace(memory, baseline=price) if self.send(alert) else memory
+        return _with(memory, baseline=price) if self.send(alert) else memory
 
     def _target(self, sku: Sku, memory: SkuMemory) -> SkuMemory:
         target = self.rules.target_price
         if target is None or not self.on(AlertKind.TARGET_PRICE):
-            return replace(memory, at_target=_at_target(self.rules, sku))
+            return _with(memory, at_target=_at_target(self.rules, sku))
         if sku.price > target:
-            return replace(memory, at_target=False)
+            return _with(memory, at_target=False)
         if memory.at_target or sku.sold_out:
             # Told already, or cannot be bought now (it alerts once back in stock).
             return memory
@@ -387,21 +509,21 @@ class _Run:
             old=target,
             new=sku.price,
         )
-        return replace(memory, at_target=self.send(alert))
+        return _with(memory, at_target=self.send(alert))
 
     def _low_stock(self, sku: Sku, memory: SkuMemory) -> SkuMemory:
         threshold, low = self.rules.low_stock, _is_low(self.rules, sku)
         if low is None:
             return memory
         if threshold is None or not self.on(AlertKind.LOW_STOCK) or not low:
-            return replace(memory, low=low)
+            return _with(memory, low=low)
         if memory.low:
             return memory
         if self.sent_kind(AlertKind.SOLD_OUT, sku_id=sku.sku_id) or self.sent_kind(
             AlertKind.SOLD_OUT, sku_id=None
         ):
             # "sold out" (of this SKU or the whole item) already says it.
-            return replace(memory, low=True)
+            return _with(memory, low=True)
         alert = Alert(
             kind=AlertKind.LOW_STOCK.value,
             sku_id=sku.sku_id,
@@ -409,17 +531,61 @@ class _Run:
             old=threshold,
             new=sku.stock,
         )
-        return replace(memory, low=self.send(alert))
+        return _with(memory, low=self.send(alert))
 
     # -- result --------------------------------------------------------------
 
     def state(
-        self, skus: Mapping[str, SkuMemory], *, failing: bool | None = None, seen: bool = True
+        self,
+        skus: Mapping[str, SkuMemory],
+        *,
+        failing: bool | None = None,
+        seen: bool = True,
+        previous: RuleState | None = None,
     ) -> RuleState:
+        """The next state; ``previous`` itself when it would be equal to it.
+
+        Equal here means the very same memory objects per SKU, the same
+        cooldown entries and flags, so the stored JSON would not change either.
+        """
+        failing = self.was_failing if failing is None else failing
         kept = {key: sent for key, sent in self._sent.items() if self._recent(sent)}
-        return RuleState(
-            seen=seen,
-            failing=self.was_failing if failing is None else failing,
-            skus=skus,
-            sent=kept,
-        )
+        if (
+            previous is not None
+            and previous.seen == seen
+            and previous.failing == failing
+            and not self._remembered
+            and len(kept) == len(previous.sent)
+            and _same_memories(skus, previous.skus)
+        ):
+            return previous
+        return RuleState(seen=seen, failing=failing, skus=skus, sent=kept)
+
+
+def _same_memories(new: Mapping[str, SkuMemory], old: Mapping[str, SkuMemory]) -> bool:
+    """The same SKUs with the very same memory objects."""
+    if new is old:
+        return True
+    if len(new) != len(old):
+        return False
+    return all(old.get(sku_id) is memory for sku_id, memory in new.items())
+
+
+def _with(
+    memory: SkuMemory,
+    *,
+    baseline: Decimal | None = None,
+    at_target: bool | None = None,
+    low: bool | None = None,
+) -> SkuMemory:
+    """``memory`` with the given fields; ``memory`` itself when they are already so."""
+    new_baseline = memory.baseline if baseline is None else baseline
+    new_at_target = memory.at_target if at_target is None else at_target
+    new_low = memory.low if low is None else low
+    if (
+        new_at_target is memory.at_target
+        and new_low is memory.low
+        and (baseline is None or _same(baseline, memory.baseline))
+    ):
+        return memory
+    return SkuMemory(baseline=new_baseline, at_target=new_at_target, low=new_low)

@@ -6,11 +6,18 @@ it produced, so a rolled-back poll also forgets what it would have
 remembered. The batch forms read the states of many items in one query and
 write them with one executemany; ``updated_at`` is when the state was last
 written.
+
+A state read (or written) is kept, per item, with the exact JSON text it
+came from, so reading the same text again reuses it instead of decoding it
+anew. That is safe because a :class:`RuleState` cannot change and the same
+text always means the same state; a text that differs in any character is
+decoded as usual.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -42,6 +49,8 @@ _SELECT_MANY = sa.select(RULE_STATES.c.item_id, RULE_STATES.c.state).where(
 #: Most items read by one SELECT (SQLite builds before 3.32 allow 999 parameters).
 _CHUNK = 500
 _JSON = msgspec.json.Decoder()
+#: Most items whose last read or written state is kept (see the module docstring).
+_KEPT = 4096
 
 
 def _upsert(dialect: Any) -> sa.Insert:
@@ -65,15 +74,67 @@ class StoredState:
     different (``new.to_json() == stored.data``) without encoding it.
     """
 
-    __slots__ = ("data", "state")
+    __slots__ = ("_as_read", "data", "state")
 
-    def __init__(self, state: RuleState, data: dict[str, Any] | None) -> None:
+    def __init__(
+        self, state: RuleState, data: dict[str, Any] | None, *, as_read: bool | None = None
+    ) -> None:
         self.state = state
         self.data = data
+        # Whether ``state.to_json() == data``; None until first asked.
+        self._as_read = as_read
 
     def unchanged(self, state: RuleState) -> bool:
         """Whether saving ``state`` would write exactly what is stored."""
-        return self.data is not None and state.to_json() == self.data
+        if self.data is None:
+            return False
+        if state is self.state:
+            # The state as read (the rules had nothing to change): it is stored
+            # as is, unless the stored JSON was written differently (then a save
+            # rewrites it in the current form).
+            if self._as_read is None:
+                self._as_read = state.to_json() == self.data
+            return self._as_read
+        return state.to_json() == self.data
+
+
+class _Kept:
+    """The last state read or written per item, with its exact JSON text (bounded)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._states: dict[int, tuple[str, StoredState]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, item_id: int, text: str) -> StoredState | None:
+        kept = self._states.get(item_id)
+        if kept is not None and kept[0] == text:
+            return kept[1]
+        return None
+
+    def put(self, item_id: int, text: str, stored: StoredState) -> None:
+        with self._lock:
+            states = self._states
+            states.pop(item_id, None)
+            if len(states) >= self._size:
+                # The item read or written longest ago goes.
+                del states[next(iter(states))]
+            states[item_id] = (text, stored)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._states.clear()
+
+
+_kept = _Kept(_KEPT)
+
+
+def _read(item_id: int, text: str) -> StoredState:
+    stored = _kept.get(item_id, text)
+    if stored is None:
+        stored = _decode(item_id, text)
+        _kept.put(item_id, text, stored)
+    return stored
 
 
 def _decode(item_id: int, text: str) -> StoredState:
@@ -91,8 +152,8 @@ def _decode(item_id: int, text: str) -> StoredState:
     return StoredState(RuleState.from_json(data), data)
 
 
-def _encode(state: RuleState) -> str:
-    return json.dumps(state.to_json(), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+def _encode(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
 def load_rule_state(conn: Connection, item_id: int) -> RuleState:
@@ -103,7 +164,7 @@ def load_rule_state(conn: Connection, item_id: int) -> RuleState:
     text = conn.execute(_SELECT_ONE, {"item_id": item_id}).scalar()
     if text is None:
         return RuleState()
-    return _decode(item_id, text).state
+    return _read(item_id, text).state
 
 
 def load_rule_states(conn: Connection, item_ids: Iterable[int]) -> dict[int, StoredState]:
@@ -115,7 +176,7 @@ def load_rule_states(conn: Connection, item_ids: Iterable[int]) -> dict[int, Sto
     found: dict[int, StoredState] = {}
     for start in range(0, len(ids), _CHUNK):
         for item_id, text in conn.execute(_SELECT_MANY, {"ids": ids[start : start + _CHUNK]}):
-            found[item_id] = _decode(item_id, text)
+            found[item_id] = _read(item_id, text)
     return found
 
 
@@ -129,10 +190,17 @@ def save_rule_states(conn: Connection, states: Sequence[tuple[int, RuleState, da
     if not states:
         return
     statement = _UPSERT["sqlite" if is_sqlite(conn) else "postgresql"]
+    written = []
+    for item_id, state, _ in states:
+        data = state.to_json()
+        written.append((item_id, _encode(data), StoredState(state, data, as_read=True)))
     conn.execute(
         statement,
         [
-            {"item_id": item_id, "state": _encode(state), "updated_at": now}
-            for item_id, state, now in states
+            {"item_id": item_id, "state": text, "updated_at": now}
+            for (item_id, text, _), (_, _, now) in zip(written, states, strict=True)
         ],
     )
+    for item_id, text, stored in written:
+        # Should the transaction roll back, the stored text differs and is decoded.
+        _kept.put(item_id, text, stored)
