@@ -45,6 +45,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.db import history, scd
+from monitor.db.bulk import Bulk
 from monitor.db.engine import is_sqlite, write_transaction
 from monitor.db.leases import LeaseLost
 from monitor.db.models import ChangeRow, Item, Poll
@@ -93,9 +94,15 @@ _LOCK_ITEMS = (
     .order_by(ITEMS.c.item_id)
     .with_for_update()
 )
-_INSERT_POLLS = sa.insert(POLLS)
 _INSERT_CHANGES = sa.insert(CHANGES)
-_UPDATE_ITEM = sa.update(ITEMS).where(ITEMS.c.item_id == sa.bindparam("key"))
+_POLL_COLUMNS = ("id", "item_id", "polled_at", "outcome", "error_reason", "error_code")
+#: Written for every poll: a ``polls`` row, and the item's counters and times.
+_INSERT_POLLS = Bulk(POLLS, lambda _: sa.insert(POLLS))
+_UPDATE_ITEMS = Bulk(
+    ITEMS,
+    lambda _: sa.update(ITEMS).where(ITEMS.c.item_id == sa.bindparam("key")),
+    aliases={"key": "item_id"},
+)
 _MAX_POLL_ID = sa.select(sa.func.coalesce(sa.func.max(POLLS.c.id), 0))
 _NEXT_POLL_IDS = sa.text(
     "SELECT nextval(pg_get_serial_sequence('polls', 'id')) FROM generate_series(1, :n)"
@@ -470,23 +477,24 @@ def _write(conn: Connection, plans: list[_Plan]) -> list[PollResult]:
     if not plans:
         return []
     ids = _allocate_poll_ids(conn, len(plans))
-    conn.execute(
-        _INSERT_POLLS,
+    _INSERT_POLLS.execute(
+        conn,
+        _POLL_COLUMNS,
         [
-            {
-                "id": poll_id,
-                "item_id": plan.write.item_id,
-                "polled_at": plan.write.polled_at,
-                "outcome": plan.outcome.value,
-                "error_reason": None if plan.reason is None else plan.reason[:32],
-                "error_code": plan.code,
-            }
+            (
+                poll_id,
+                plan.write.item_id,
+                plan.write.polled_at,
+                plan.outcome.value,
+                None if plan.reason is None else plan.reason[:32],
+                plan.code,
+            )
             for poll_id, plan in zip(ids, plans, strict=True)
         ],
     )
     polls: list[PollResult] = []
     change_rows: list[dict[str, Any]] = []
-    updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    updates: dict[tuple[str, ...], list[list[Any]]] = {}
     for poll_id, plan in zip(ids, plans, strict=True):
         write = plan.write
         poll = PollResult(
@@ -516,9 +524,9 @@ def _write(conn: Connection, plans: list[_Plan]) -> list[PollResult]:
             values["lease_owner"] = None
             values["lease_expires_at"] = None
         values["key"] = write.item_id
-        updates.setdefault(tuple(values), []).append(values)
+        updates.setdefault(tuple(values), []).append(list(values.values()))
     if change_rows:
         conn.execute(_INSERT_CHANGES, change_rows)
-    for rows in updates.values():
-        conn.execute(_UPDATE_ITEM, rows)
+    for columns, rows in updates.items():
+        _UPDATE_ITEMS.execute(conn, columns, rows)
     return polls
