@@ -348,3 +348,17 @@ def test_a_bad_state_fails_every_read(store: Store) -> None:
     for _ in range(2):
         with store.engine.connect() as conn, pytest.raises(StorageError, match="not JSON"):
             load_rule_states(conn, [ITEMS[0]])
+
+
+def test_kept_states_survive_rounds_over_more_items_than_room() -> None:
+    """Polled in turn, five items through a cache of three: on the next round the
+    items kept first are still found (dropping the oldest would find none)."""
+    kept = state_store._Kept(3)
+    stored = {i: state_store.StoredState(RuleState(), {}) for i in range(5)}
+    for _ in range(2):
+        found = [i for i in range(5) if kept.get(i, f"text {i}") is stored[i]]
+        for i in range(5):
+            if kept.get(i, f"text {i}") is None:
+                kept.put(i, f"text {i}", stored[i])
+    assert found == [0, 1, 4]  # two stay for good, the last place goes round
+    assert kept.get(0, "another text") is None  # a different text is never served

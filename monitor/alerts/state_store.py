@@ -115,10 +115,12 @@ class _Kept:
     def put(self, item_id: int, text: str, stored: StoredState) -> None:
         with self._lock:
             states = self._states
-            states.pop(item_id, None)
-            if len(states) >= self._size:
-                # The item read or written longest ago goes.
-                del states[next(iter(states))]
+            if item_id not in states and len(states) >= self._size:
+                # The item kept last goes. Items are polled in turn, so with more
+                # items than room, dropping the oldest would keep each one just
+                # until before its next poll (nothing ever found); this way most
+                # of the kept items stay and are found on every round.
+                states.popitem()
             states[item_id] = (text, stored)
 
     def clear(self) -> None:
