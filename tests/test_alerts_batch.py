@@ -15,7 +15,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from monitor.alerts import rules as rules_module
 from monitor.alerts import state_store
 from monitor.alerts.pipeline import record_alerts, record_alerts_batch
 from monitor.alerts.state import RuleState, SkuMemory
@@ -33,6 +32,7 @@ from monitor.errors import StorageError
 from monitor.watchlist_model import AlertKind, Item, Rules, Watchlist
 from tests.factories import at, offer, timeout, with_sku
 from tests.outbox_helpers import target
+from tests.rules_helpers import worked_out_in_full
 
 D = Decimal
 ITEMS = [3001, 3002, 3003, 3004]
@@ -262,28 +262,13 @@ def test_a_batch_with_shortcuts_stores_and_sends_what_the_full_rules_do(
     assert fast[1]["outbox"], "the script should alert"
     clear(store)
 
-    def rebuilt(
-        memory: SkuMemory,
-        *,
-        baseline: D | None = None,
-        at_target: bool | None = None,
-        low: bool | None = None,
-    ) -> SkuMemory:
-        return SkuMemory(
-            baseline=memory.baseline if baseline is None else baseline,
-            at_target=memory.at_target if at_target is None else at_target,
-            low=memory.low if low is None else low,
-        )
-
     def compared(self: StoredState, state: RuleState) -> bool:
         return self.data is not None and state.to_json() == self.data
 
-    monkeypatch.setattr(rules_module, "_settled", lambda *args: False)
-    monkeypatch.setattr(rules_module._Quiet, "__call__", lambda self, sku, memory: False)
-    monkeypatch.setattr(rules_module, "_with", rebuilt)
     monkeypatch.setattr(state_store, "_kept", _NothingKept())
     monkeypatch.setattr(StoredState, "unchanged", compared)
-    full = run_script(store, wl)
+    with worked_out_in_full():
+        full = run_script(store, wl)
     assert fast == full
 
 

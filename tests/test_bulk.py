@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from monitor.db.bulk import Bulk
 from monitor.db.models import Item, Poll
+from tests.test_db_types import _item
 
 ITEMS = cast(sa.Table, Item.__table__)
 POLLS = cast(sa.Table, Poll.__table__)
@@ -29,26 +30,6 @@ UPDATE = Bulk(
 )
 
 
-def _items(engine: Engine, *ids: int) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            sa.insert(ITEMS),
-            [
-                {
-                    "item_id": item_id,
-                    "watched": True,
-                    "first_seen_at": T0,
-                    "polls_total": 0,
-                    "polls_failed": 0,
-                    "consecutive_failures": 0,
-                    "available": True,
-                    "unavailable_streak": 0,
-                }
-                for item_id in ids
-            ],
-        )
-
-
 def _stored(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
     """Rows as the database holds them (timestamps as text), not as the ORM reads them."""
     with engine.connect() as conn:
@@ -56,7 +37,7 @@ def _stored(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
 
 
 def test_inserts_are_stored_exactly_as_through_sqlalchemy(engine: Engine) -> None:
-    _items(engine, 1, 2)
+    _item(engine, 1, 2)
     text = "SELECT id, item_id, CAST(polled_at AS TEXT), outcome, error_reason, error_code"
     with engine.begin() as conn:
         conn.execute(sa.insert(POLLS), [dict(zip(COLUMNS, row, strict=True)) for row in ROWS])
@@ -92,7 +73,7 @@ def test_updates_match_sqlalchemy_whatever_the_column_order(
         "SELECT item_id, CAST(last_polled_at AS TEXT), polls_total, available, lease_owner, "
         "title FROM items ORDER BY item_id"
     )
-    _items(engine, 1, 2, 3)
+    _item(engine, 1, 2, 3)
     with engine.begin() as conn:
         conn.execute(
             sa.update(ITEMS).where(ITEMS.c.item_id == sa.bindparam("key")),
@@ -101,7 +82,7 @@ def test_updates_match_sqlalchemy_whatever_the_column_order(
     expected = _stored(engine, text)
     with engine.begin() as conn:
         conn.execute(sa.delete(ITEMS))
-    _items(engine, 1, 2, 3)
+    _item(engine, 1, 2, 3)
     with engine.begin() as conn:
         UPDATE.execute(
             conn, columns, [[values[c] if c != "key" else key for c in columns] for key in (1, 3)]
@@ -112,7 +93,7 @@ def test_updates_match_sqlalchemy_whatever_the_column_order(
 
 
 def test_bad_values_are_refused_as_sqlalchemy_refuses_them(engine: Engine) -> None:
-    _items(engine, 1)
+    _item(engine, 1)
     naive = (1, 1, datetime(2025, 3, 1, 8, 0), "unchanged", None, None)
     with engine.begin() as conn, pytest.raises(ValueError, match="naive"):
         Bulk(POLLS, lambda _: sa.insert(POLLS)).execute(conn, COLUMNS, [naive])

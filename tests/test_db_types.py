@@ -23,20 +23,24 @@ POLLS = cast(sa.Table, Poll.__table__)
 AMOUNTS = ["29.89", "0.01", "12345678.9012", "30.00", "0.1", "1E+2", "-4.20", "99999999999.99"]
 
 
-def _item(engine: Engine, item_id: int = 1) -> None:
+def _item(engine: Engine, *item_ids: int) -> None:
+    """Bare ``items`` rows (item 1 when no id is given)."""
     with engine.begin() as conn:
         conn.execute(
             sa.insert(ITEMS),
-            {
-                "item_id": item_id,
-                "watched": True,
-                "first_seen_at": T0,
-                "polls_total": 0,
-                "polls_failed": 0,
-                "consecutive_failures": 0,
-                "available": True,
-                "unavailable_streak": 0,
-            },
+            [
+                {
+                    "item_id": item_id,
+                    "watched": True,
+                    "first_seen_at": T0,
+                    "polls_total": 0,
+                    "polls_failed": 0,
+                    "consecutive_failures": 0,
+                    "available": True,
+                    "unavailable_streak": 0,
+                }
+                for item_id in item_ids or (1,)
+            ],
         )
 
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.alerts import rules as rules_module
 from monitor.alerts.model import Alert
 from monitor.alerts.rules import (
     RECOVERED,
@@ -29,6 +27,7 @@ from monitor.domain import Change, ChangeKind, Offer, Sku, Tier
 from monitor.errors import StorageError
 from monitor.watchlist_model import AlertKind as K
 from monitor.watchlist_model import Rules
+from tests.rules_helpers import worked_out_in_full
 
 D = Decimal
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -521,33 +520,6 @@ def test_cooldown_memory_is_pruned() -> None:
 
 
 # -- shortcuts: the same answers as the rules worked out in full -------------
-
-
-@contextmanager
-def worked_out_in_full() -> Iterator[None]:
-    """Evaluate every SKU through every rule and always build a new state and new memories."""
-
-    def rebuilt(
-        memory: SkuMemory,
-        *,
-        baseline: Decimal | None = None,
-        at_target: bool | None = None,
-        low: bool | None = None,
-    ) -> SkuMemory:
-        return SkuMemory(
-            baseline=memory.baseline if baseline is None else baseline,
-            at_target=memory.at_target if at_target is None else at_target,
-            low=memory.low if low is None else low,
-        )
-
-    patches = pytest.MonkeyPatch()
-    patches.setattr(rules_module, "_settled", lambda *args: False)
-    patches.setattr(rules_module._Quiet, "__call__", lambda self, sku, memory: False)
-    patches.setattr(rules_module, "_with", rebuilt)
-    try:
-        yield
-    finally:
-        patches.undo()
 
 
 def stored_text(state: RuleState) -> str:
