@@ -41,28 +41,11 @@ from monitor.errors import ConfigError, StorageError
 from monitor.tmapi.client import TmapiClient, TmapiSettings
 from monitor.tmapi.simulator import Mode, SimulatedTmapi
 from monitor.watchlist import Watchlist, load_watchlist
+from tests.clocks import FakeClock, no_sleep
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
 FAST = "max_concurrency = 4\nmax_requests_per_second = 1000\njitter = 0"
-
-
-class FakeClock:
-    """The daemon's clock: stands still until the test moves it."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
-
-
-async def no_sleep(_seconds: float) -> None:
-    """The client's backoff sleep: retries happen at once."""
-    await asyncio.sleep(0)
 
 
 def watchlist_text(
@@ -144,7 +127,7 @@ async def make_rig(
     watchlist = load_watchlist(path, env={})
     settings = watchlist.settings
     throttle = AdaptiveThrottle(settings.max_requests_per_second, settings.max_concurrency)
-    clock = FakeClock()
+    clock = FakeClock(T0)
     with SimulatedTmapi(items=list(sim_items)) as sim:
         tmapi = TmapiSettings(base_url=sim.base_url, timeout=request_timeout, max_attempts=attempts)
         async with TmapiClient(tmapi, gate=throttle.call, sleep=no_sleep) as client:

@@ -32,6 +32,7 @@ from monitor.db.engine import make_engine, upgrade
 from monitor.db.models import Poll
 from monitor.tmapi.loopback import Reply
 from monitor.tmapi.simulator import Mode, SimulatedTmapi
+from tests.reliability.harness import assert_nothing_half_written
 
 POLLS = cast(sa.Table, Poll.__table__)
 REPO = Path(__file__).resolve().parent.parent
@@ -173,41 +174,6 @@ def poll_times(engine: Engine) -> dict[int, list[float]]:
     for item_id, polled_at in sorted(rows, key=lambda row: row.polled_at):
         out[item_id].append(polled_at.timestamp())
     return out
-
-
-def assert_nothing_half_written(engine: Engine, sim: SimulatedTmapi, items: Sequence[int]) -> None:
-    """Every recorded poll is complete: counters match the poll log, and every item
-    that was ever polled successfully has its whole current state."""
-    for item_id in items:
-        polls = scalar(engine, "SELECT count(*) FROM polls WHERE item_id = :i", i=item_id)
-        total = scalar(
-            engine, "SELECT coalesce(max(polls_total), 0) FROM items WHERE item_id = :i", i=item_id
-        )
-        assert polls == total, f"item {item_id}: {polls} poll rows, polls_total {total}"
-        successes = scalar(
-            engine,
-            "SELECT count(*) FROM polls WHERE item_id = :i"
-            " AND outcome IN ('baseline', 'unchanged', 'changed')",
-            i=item_id,
-        )
-        truth = sim.truth(item_id)
-        open_rows = {
-            table: scalar(
-                engine,
-                f"SELECT count(*) FROM {table} WHERE item_id = :i AND valid_to IS NULL",
-                i=item_id,
-            )
-            for table in ("item_states", "sku_states", "tier_states")
-        }
-        if successes:
-            assert open_rows == {
-                "item_states": 1,
-                "sku_states": len(truth.skus),
-                "tier_states": len(truth.tiers),
-            }, f"item {item_id}"
-        else:
-            assert open_rows == {"item_states": 0, "sku_states": 0, "tier_states": 0}
-    assert lease_owners(engine) == {}, "leases left behind"
 
 
 @pytest.fixture

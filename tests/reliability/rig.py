@@ -14,7 +14,7 @@ import random
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -32,27 +32,11 @@ from monitor.domain import Offer
 from monitor.tmapi.client import TmapiClient, TmapiSettings
 from monitor.tmapi.simulator import SimulatedTmapi
 from monitor.watchlist import load_watchlist
+from tests.clocks import FakeClock, no_sleep
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 POLLS = cast(sa.Table, Poll.__table__)
 CHANGES = cast(sa.Table, ChangeRow.__table__)
-
-
-class FakeClock:
-    """The daemon's clock: stands still until the test moves it."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
-
-
-async def no_sleep(_seconds: float) -> None:
-    await asyncio.sleep(0)
 
 
 def watchlist_text(
@@ -165,7 +149,7 @@ async def make_rig(
         watchlist.settings.max_concurrency,
         min_rate=min_rate,
     )
-    clock = FakeClock()
+    clock = FakeClock(T0)
     with SimulatedTmapi(items=list(sim_items)) as sim:
         settings = TmapiSettings(
             base_url=sim.base_url,
