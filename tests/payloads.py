@@ -300,3 +300,15 @@ def many_skus(n: int, data: JSON | None = None) -> JSON:
 
 def _values(names: Iterable[str]) -> list[JSON]:
     return [{"vid": str(i), "name": name, "imageUrl": ""} for i, name in enumerate(names)]
+
+
+def json_paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every key/index path into a decoded JSON document (for fuzzing edits)."""
+    found = [prefix] if prefix else []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += json_paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += json_paths(item, (*prefix, index))
+    return found

@@ -12,8 +12,6 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -32,7 +30,7 @@ from monitor.db.engine import make_engine, upgrade
 from monitor.db.models import Poll
 from monitor.tmapi.loopback import Reply
 from monitor.tmapi.simulator import Mode, SimulatedTmapi
-from tests.reliability.harness import assert_nothing_half_written
+from tests.reliability.harness import MonitorProcess, assert_nothing_half_written
 
 POLLS = cast(sa.Table, Poll.__table__)
 REPO = Path(__file__).resolve().parent.parent
@@ -85,53 +83,15 @@ def process_env(db_url: str, sim: SimulatedTmapi) -> dict[str, str]:
     return env
 
 
-class Replica:
-    """One ``monitor run`` process, its stderr captured in a file."""
-
-    def __init__(self, log: Path, args: list[str], env: dict[str, str]) -> None:
-        self.log = log
-        self._out = log.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "--log-level", "INFO", "run", *args],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=self._out,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def owns(self, owner: str | None) -> bool:
-        """Is ``owner`` (``host:pid:suffix``) one of this process's leases?"""
-        return owner is not None and owner.split(":")[-2] == str(self.pid)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
-        self.proc.send_signal(sig)
-        return self.proc.wait(timeout=timeout)
-
-    def stderr(self) -> str:
-        self._out.flush()
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self._out.close()
-
-
 @contextmanager
 def replicas(
     tmp_path: Path, count: int, args: list[str], env: dict[str, str]
-) -> Iterator[list[Replica]]:
-    started: list[Replica] = []
+) -> Iterator[list[MonitorProcess]]:
+    started: list[MonitorProcess] = []
     try:
         for index in range(count):
-            started.append(Replica(tmp_path / f"replica-{index}.log", args, env))
+            log = tmp_path / f"replica-{index}.log"
+            started.append(MonitorProcess(log, args, env, capture_stdout=True))
         yield started
     finally:
         for replica in started:
@@ -139,7 +99,7 @@ def replicas(
 
 
 def wait_for(
-    what: str, check: Callable[[], bool], timeout: float, procs: Sequence[Replica] = ()
+    what: str, check: Callable[[], bool], timeout: float, procs: Sequence[MonitorProcess] = ()
 ) -> None:
     """Poll ``check`` until it holds; fail early if a process died."""
     deadline = time.monotonic() + timeout
@@ -332,7 +292,7 @@ def test_a_killed_replicas_items_are_taken_over_after_its_lease(
     try:
         with replicas(tmp_path, 2, args, process_env(pg_schema_url, sim)) as procs:
             held: dict[int, str] = {}
-            chosen: list[Replica] = []
+            chosen: list[MonitorProcess] = []
 
             def a_replica_holds_leases() -> bool:
                 # The victim is whichever replica is caught holding leases.

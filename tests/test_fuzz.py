@@ -34,6 +34,7 @@ from monitor.errors import ConfigError, ParseError, TmapiBadResponse, TmapiError
 from monitor.tmapi.client import TmapiClient, TmapiSettings, interpret
 from monitor.tmapi.parse import parse_item
 from monitor.watchlist import Watchlist, load_watchlist
+from tests.payloads import json_paths
 
 EXAMPLE = Path(__file__).parents[1].joinpath("monitor/tmapi/data/example_item.json").read_bytes()
 ITEM = int(json.loads(EXAMPLE)["data"]["item_id"])
@@ -118,18 +119,7 @@ ENVELOPES = st.builds(
 )
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += _paths(item, (*prefix, index))
-    return found
-
-
-EXAMPLE_PATHS = _paths(json.loads(EXAMPLE))
+EXAMPLE_PATHS = json_paths(json.loads(EXAMPLE))
 
 
 @st.composite

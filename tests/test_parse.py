@@ -41,6 +41,7 @@ from tests.payloads import (
     bare_names,
     example_data,
     full_width_names,
+    json_paths,
     many_sku_price,
     many_sku_stock,
     many_skus,
@@ -887,18 +888,7 @@ def test_fuzz_arbitrary_json(data: object, requested: int | None) -> None:
     check_offer_or_parse_error(data, requested)
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += _paths(item, (*prefix, index))
-    return found
-
-
-EXAMPLE_PATHS = _paths(example_data())
+EXAMPLE_PATHS = json_paths(example_data())
 
 
 def _mutate(data: Any, path: tuple[Any, ...], new: object) -> None:

@@ -57,7 +57,13 @@ class MonitorProcess:
     """One ``monitor run`` process; stdout to a pipe, stderr (the log) to a file."""
 
     def __init__(
-        self, log: Path, args: Sequence[str], env: dict[str, str], *, log_level: str = "INFO"
+        self,
+        log: Path,
+        args: Sequence[str],
+        env: dict[str, str],
+        *,
+        log_level: str = "INFO",
+        capture_stdout: bool = False,
     ) -> None:
         self.log = log
         self._out = log.open("wb")
@@ -65,7 +71,7 @@ class MonitorProcess:
             [sys.executable, "-m", "monitor", "--log-level", log_level, "run", *args],
             cwd=REPO,
             env=env,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
             stderr=self._out,
         )
 
@@ -88,9 +94,9 @@ class MonitorProcess:
         self.proc.kill()
         self.proc.wait(timeout=10)
 
-    def stop(self, timeout: float = 15) -> int:
-        """SIGTERM and wait; the exit code."""
-        self.proc.send_signal(signal.SIGTERM)
+    def stop(self, sig: int | None = None, timeout: float = 15) -> int:
+        """SIGTERM (or ``sig``) and wait; the exit code."""
+        self.proc.send_signal(signal.SIGTERM if sig is None else sig)
         return self.proc.wait(timeout=timeout)
 
     def stderr(self) -> str:
@@ -104,6 +110,8 @@ class MonitorProcess:
                 os.kill(self.pid, signal.SIGCONT)  # a stopped process cannot die of SIGKILL late
             self.proc.kill()
             self.proc.wait(timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         self._out.close()
 
 
