@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from monitor.alerts import rules as rules_module
+from monitor.alerts import thresholds
 from monitor.alerts.state import SkuMemory
 
 
@@ -30,8 +31,8 @@ def worked_out_in_full() -> Iterator[None]:
         )
 
     patches = pytest.MonkeyPatch()
-    patches.setattr(rules_module, "_settled", lambda *args: False)
-    patches.setattr(rules_module._Quiet, "__call__", lambda self, sku, memory: False)
+    patches.setattr(thresholds, "settled", lambda *args: False)
+    patches.setattr(thresholds.Quiet, "__call__", lambda self, sku, memory: False)
     patches.setattr(rules_module, "_with", rebuilt)
     try:
         yield

@@ -44,6 +44,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
+from monitor.alerts import thresholds
 from monitor.alerts.model import Alert, AlertGroup
 from monitor.alerts.state import RuleState, SentAlert, SkuMemory, alert_key
 from monitor.diff import percent_change
@@ -62,8 +63,6 @@ __all__ = [
 
 #: The ``note`` of the ``poll_failing`` alert sent when polling works again.
 RECOVERED = "recovered"
-
-_HUNDRED = Decimal(100)
 
 _PAIRS = (
     (AlertKind.PRICE_DROP, AlertKind.PRICE_RISE),
@@ -112,7 +111,7 @@ def evaluate(  # noqa: PLR0917 (the poller's call mirrors the pipeline order)
     """
     del item_name  # names label messages; they never change what alerts
     _check_aware(now)
-    if state is not None and not changes and _settled(rules, offer, state, now):
+    if state is not None and not changes and thresholds.settled(rules, offer, state, now):
         # The usual unchanged poll: nothing to tell, nothing to remember differently.
         return [], state
     run = _Run(rules, state or RuleState(), now)
@@ -128,7 +127,7 @@ def evaluate(  # noqa: PLR0917 (the poller's call mirrors the pipeline order)
         elif change.kind in _ITEM_CHANGES and change.kind is not ChangeKind.TIER_CHANGE:
             run.send_change(change)
     memories = state.skus
-    quiet = _Quiet(rules)
+    quiet = thresholds.Quiet(rules)
     skus: dict[str, SkuMemory] = {}
     for sku in offer.skus:
         memory = memories.get(sku.sku_id)
@@ -243,147 +242,9 @@ def _synced(rules: Rules, sku: Sku) -> SkuMemory:
     """A SKU's memory that matches the offer as it is, as if everything had been told."""
     return SkuMemory(
         baseline=sku.price,
-        at_target=_at_target(rules, sku),
-        low=_is_low(rules, sku) is True,
+        at_target=thresholds.is_at_target(rules, sku),
+        low=thresholds.is_low(rules, sku) is True,
     )
-
-
-def _at_target(rules: Rules, sku: Sku) -> bool:
-    return rules.target_price is not None and not sku.sold_out and sku.price <= rules.target_price
-
-
-def _is_low(rules: Rules, sku: Sku) -> bool | None:
-    """Stock at or below ``low_stock``; None when the stock count is unknown."""
-    if rules.low_stock is None:
-        return False
-    if sku.stock is None:
-        return None
-    return sku.stock <= rules.low_stock
-
-
-def _passes(amount: Decimal, base: Decimal, pct: Decimal | None, absolute: Decimal | None) -> bool:
-    """Does a move of ``amount`` (> 0) away from ``base`` pass both thresholds that are set?"""
-    if pct is not None and amount * _HUNDRED < pct * base:
-        return False
-    return absolute is None or amount >= absolute
-
-
-def _price_move(
-    rules: Rules, price: Decimal, base: Decimal, *, drop: bool, rise: bool
-) -> AlertKind | None:
-    """The price alert a SKU at ``price`` is due, measured from ``base``; None if none."""
-    if price < base and drop:
-        if _passes(base - price, base, rules.price_drop_pct, rules.price_drop_abs):
-            return AlertKind.PRICE_DROP
-        return None
-    if price > base and rise:
-        if _passes(price - base, base, rules.price_rise_pct, rules.price_rise_abs):
-            return AlertKind.PRICE_RISE
-        return None
-    return None
-
-
-def _same(a: Decimal, b: Decimal) -> bool:
-    """Equal and written alike (``30`` and ``30.00`` are equal, not the same baseline)."""
-    return a == b and str(a) == str(b)
-
-
-def _settled(rules: Rules, offer: Offer, state: RuleState, now: datetime) -> bool:
-    """Would a poll of ``offer`` with no changes tell nothing and leave ``state`` as it is?
-
-    True only when :func:`evaluate` would return no alert and a state equal to
-    ``state``: seen before, no ``poll_failing`` to clear, every cooldown entry
-    still running, and every SKU of the offer remembered as :class:`_Quiet`
-    finds it, with no other SKU remembered. False means "work it out".
-    """
-    if not state.seen or state.failing:
-        return False
-    if state.sent:
-        cooldown = rules.cooldown
-        for sent in state.sent.values():
-            if not now - sent.at < cooldown:
-                return False
-    memories, skus = state.skus, offer.skus
-    if len(memories) != len(skus):
-        return False
-    quiet = _Quiet(rules)
-    for sku in skus:
-        memory = memories.get(sku.sku_id)
-        if memory is None or not quiet(sku, memory):
-            return False
-    # Every SKU of the offer is remembered; with no id twice, nothing else is.
-    return len(skus) < 2 or len({sku.sku_id for sku in skus}) == len(skus)
-
-
-class _Quiet:
-    """Would the SKU rules, with no change about a SKU, tell nothing and keep its memory?
-
-    ``quiet(sku, memory)`` is True only when :meth:`_Run.sku` would send no
-    alert and return a memory equal to ``memory`` (same baseline digits, same
-    flags). It re-checks the thresholds against the current values exactly as
-    the rules do, so a target just added, or a price past a threshold whose
-    alert is still due, is not quiet.
-    """
-
-    __slots__ = (
-        "_drop",
-        "_low_stock",
-        "_price_alerts",
-        "_rise",
-        "_rules",
-        "_target",
-        "_target_price",
-        "_watch_all",
-    )
-
-    def __init__(self, rules: Rules) -> None:
-        kinds = rules.alert_on
-        self._rules = rules
-        self._drop = AlertKind.PRICE_DROP in kinds
-        self._rise = AlertKind.PRICE_RISE in kinds
-        self._price_alerts = self._drop or self._rise
-        self._target_price = rules.target_price
-        #: The target price when ``target_price`` alerts are on.
-        self._target = rules.target_price if AlertKind.TARGET_PRICE in kinds else None
-        self._low_stock = rules.low_stock
-        self._watch_all = not rules.skus
-
-    def __call__(self, sku: Sku, memory: SkuMemory) -> bool:
-        if not self._watch_all and not self._rules.watches_sku(sku.sku_id, sku.name):
-            # Not watched: the memory must already follow the offer.
-            return (
-                _same(memory.baseline, sku.price)
-                and memory.at_target is _at_target(self._rules, sku)
-                and memory.low is (_is_low(self._rules, sku) is True)
-            )
-        # As _Run._price: with price alerts on, a price alert due; else a new baseline.
-        price, base = sku.price, memory.baseline
-        if price != base:
-            if not self._price_alerts:
-                return False
-            move = _price_move(self._rules, price, base, drop=self._drop, rise=self._rise)
-            if move is not None:
-                return False
-        elif not self._price_alerts and str(price) != str(base):
-            return False
-        # As _Run._target: with target alerts on, an alert due; else the flag follows.
-        target = self._target
-        if target is None:
-            target_price = self._target_price
-            at_target = target_price is not None and not sku.sold_out and price <= target_price
-            if memory.at_target is not at_target:
-                return False
-        elif price > target:
-            if memory.at_target is not False:
-                return False
-        elif not memory.at_target and not sku.sold_out:
-            return False
-        # As _Run._low_stock: the flag follows the stock unless the alert is due.
-        threshold = self._low_stock
-        if threshold is None:
-            return memory.low is False
-        stock = sku.stock
-        return stock is None or memory.low is (stock <= threshold)
 
 
 class _Run:
@@ -480,7 +341,7 @@ class _Run:
         drop, rise = self.on(AlertKind.PRICE_DROP), self.on(AlertKind.PRICE_RISE)
         if not drop and not rise:
             return _with(memory, baseline=price)
-        kind = _price_move(self.rules, price, base, drop=drop, rise=rise)
+        kind = thresholds.price_move(self.rules, price, base, drop=drop, rise=rise)
         if kind is None:
             return memory
         alert = Alert(
@@ -496,7 +357,7 @@ class _Run:
     def _target(self, sku: Sku, memory: SkuMemory) -> SkuMemory:
         target = self.rules.target_price
         if target is None or not self.on(AlertKind.TARGET_PRICE):
-            return _with(memory, at_target=_at_target(self.rules, sku))
+            return _with(memory, at_target=thresholds.is_at_target(self.rules, sku))
         if sku.price > target:
             return _with(memory, at_target=False)
         if memory.at_target or sku.sold_out:
@@ -512,7 +373,7 @@ class _Run:
         return _with(memory, at_target=self.send(alert))
 
     def _low_stock(self, sku: Sku, memory: SkuMemory) -> SkuMemory:
-        threshold, low = self.rules.low_stock, _is_low(self.rules, sku)
+        threshold, low = self.rules.low_stock, thresholds.is_low(self.rules, sku)
         if low is None:
             return memory
         if threshold is None or not self.on(AlertKind.LOW_STOCK) or not low:
@@ -585,7 +446,7 @@ def _with(
     if (
         new_at_target is memory.at_target
         and new_low is memory.low
-        and (baseline is None or _same(baseline, memory.baseline))
+        and (baseline is None or thresholds.same_baseline(baseline, memory.baseline))
     ):
         return memory
     return SkuMemory(baseline=new_baseline, at_target=new_at_target, low=new_low)
