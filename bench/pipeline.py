@@ -1,9 +1,8 @@
 """End-to-end throughput: the daemon's real pipeline against the simulated TMAPI.
 
 One *case* is a database (SQLite file or a fresh PostgreSQL database) and a
-watchlist of ``n`` items. The daemon is built as ``monitor run`` builds it
-(:class:`Store`, :class:`AdaptiveThrottle`, :class:`TmapiClient` gated by the
-throttle, :class:`Daemon` with ``on_polls=record_alerts_batch``) and every round is
+watchlist of ``n`` items. The daemon is built by the function ``monitor run``
+uses (:func:`monitor.daemon.app.open_daemon`) and every round is
 one :meth:`Daemon.run_once`: claim all items, then fetch → parse → diff →
 store → rules → outbox for each, ``concurrency`` polls in flight. The rate
 cap is set far above what the machine can do, so rounds run at full speed.
@@ -32,13 +31,13 @@ from typing import Any
 from bench.probes import CpuSplit, LoopLag, Storage, process_cpu, storage
 from bench.sim import SimProcess
 from monitor import poller
-from monitor.alerts import pipeline as alerts_pipeline
 from monitor.daemon import runtime
+from monitor.daemon.app import open_daemon
 from monitor.daemon.service import Daemon, DaemonOptions
-from monitor.daemon.throttle import AdaptiveThrottle
 from monitor.db import recording, scd
 from monitor.db.store import Store
-from monitor.tmapi.client import TmapiClient, TmapiSettings
+from monitor.domain import PollSource
+from monitor.tmapi.client import TmapiSettings
 from monitor.watchlist_model import Item, Rules, Settings, Target, Watchlist
 
 #: Far above anything this machine reaches: the benchmark measures the monitor, not the cap.
@@ -111,7 +110,7 @@ def _split_targets(daemon: Daemon) -> list[tuple[object, str, str]]:
         (poller, "parse_item", "parse"),
         (scd, "fingerprint", "diff"),
         (recording, "diff", "diff"),
-        (daemon, "on_polls", "alerts"),
+        (recording, "record_alerts", "alerts"),
         (daemon.store, "apply_polls", "store_total"),
     ]
 
@@ -162,21 +161,12 @@ async def run_case(
     ids = sim.item_ids[:items]
     watchlist = bench_watchlist(workdir / "watchlist.toml", ids, concurrency=concurrency)
     store = await asyncio.to_thread(Store.open, url, migrate=True)
-    throttle = AdaptiveThrottle(UNCAPPED_RATE, concurrency)
-    settings = TmapiSettings(token=None, base_url=sim.base_url)
+    settings = TmapiSettings(token=None, base_url=sim.base_url, source=PollSource.SIMULATED)
     case = Case(dialect, items)
     split, lag = CpuSplit(), LoopLag()
     try:
-        async with TmapiClient.with_aiohttp(settings, gate=throttle.call) as client:
-            daemon = Daemon(
-                store=store,
-                client=client,
-                throttle=throttle,
-                watchlist=watchlist,
-                options=DaemonOptions(lease=timedelta(minutes=30)),
-                on_polls=alerts_pipeline.record_alerts_batch,
-            )
-            await daemon.apply_watchlist(watchlist)
+        options = DaemonOptions(lease=timedelta(minutes=30))
+        async with open_daemon(store, watchlist, settings, options=options) as daemon:
             runtime.settle_gc()  # as ``monitor run`` does once it is set up
             with split.patched(_split_targets(daemon)):
                 changed = runs if changed_runs is None else changed_runs

@@ -22,17 +22,16 @@ from pathlib import Path
 from rich.console import Console
 
 from monitor.alerts.console import register_console_target
-from monitor.alerts.pipeline import record_alerts
 from monitor.alerts.sender import AppriseSender
 from monitor.cli.chart import draw_item_chart
 from monitor.cli.status import print_status
+from monitor.daemon.app import Plumbing, open_daemon
 from monitor.daemon.reload import WatchlistReloader
 from monitor.daemon.runner import RunnerOptions, serve
-from monitor.daemon.service import Daemon, DaemonOptions
-from monitor.daemon.throttle import AdaptiveThrottle
 from monitor.db.queries import reading, status_report
 from monitor.db.store import Store
-from monitor.tmapi.client import TmapiClient, TmapiSettings
+from monitor.domain import PollSource
+from monitor.tmapi.client import TmapiSettings
 from monitor.tmapi.simulator import SimulatedTmapi
 from monitor.watchlist import load_watchlist
 
@@ -130,20 +129,10 @@ async def run_demo(
             text = watchlist_text(sim.item_ids, interval)
             await asyncio.to_thread(path.write_text, text, encoding="utf-8")
             watchlist = load_watchlist(path)
-            settings = watchlist.settings
-            throttle = AdaptiveThrottle(settings.max_requests_per_second, settings.max_concurrency)
-            tmapi = TmapiSettings(base_url=sim.base_url, timeout=10)
-            async with TmapiClient(tmapi, gate=throttle.call) as client:
-                daemon = Daemon(
-                    store=store,
-                    client=client,
-                    throttle=throttle,
-                    watchlist=watchlist,
-                    options=DaemonOptions(),
-                    rng=random.Random(seed),
-                    on_poll=record_alerts,
-                    sender=AppriseSender(min_interval=0),
-                )
+            tmapi = TmapiSettings(base_url=sim.base_url, timeout=10, source=PollSource.SIMULATED)
+            await asyncio.to_thread(store.check_source, tmapi.source, datetime.now(UTC))
+            plumbing = Plumbing(rng=random.Random(seed), sender=AppriseSender(min_interval=0))
+            async with open_daemon(store, watchlist, tmapi, plumbing=plumbing) as daemon:
                 console.print(
                     f"[bold]1688 Monitor demo[/bold]: {len(sim.item_ids)} simulated offers "
                     f"polled every {interval} for {duration:g} s; data in {folder}"

@@ -71,6 +71,13 @@ class ChangeKind(StrEnum):
     ITEM_AVAILABLE = "item_available"
 
 
+class PollSource(StrEnum):
+    """Where a poll's data came from. A database holds polls of one source only."""
+
+    TMAPI = "tmapi"
+    SIMULATED = "simulated"
+
+
 #: The value a change reports before/after: a price, a stock count, or nothing.
 ChangeValue = Decimal | int | None
 

@@ -8,6 +8,7 @@ apprise URL, no database password.
     MonitorError
     ├── ConfigError                 bad watchlist / settings (names file, entry, key)
     ├── StorageError                database unreachable or a query failed
+    │   └── MixedSourcesError       simulated polls into a database of real ones, or back
     ├── ParseError                  a TMAPI payload we cannot turn into an Offer
     └── TmapiError                  anything that went wrong fetching an item
         ├── TmapiTransportError     connection refused / reset, DNS, TLS   (retryable)
@@ -38,6 +39,11 @@ class ConfigError(MonitorError):
 
 class StorageError(MonitorError):
     """The database could not be reached or refused an operation."""
+
+
+class MixedSourcesError(StorageError):
+    """A database holds polls of one source (real TMAPI or the simulator) and was
+    asked to record polls of the other. The message names the database."""
 
 
 class ParseError(MonitorError):

@@ -1,9 +1,9 @@
 """Prometheus metrics of one ``monitor run`` process.
 
 :class:`Metrics` owns a private ``CollectorRegistry`` (so tests can build as
-many as they like) and the instruments below. It observes the daemon from
-the outside, through the hooks ``monitor run`` already has, and never
-touches the daemon's code::
+many as they like) and the instruments below. Every daemon owns one
+(``Daemon.metrics``) and feeds it the results it already has: each recorded
+poll as it comes back from the store, each delivery report::
 
     monitor_polls_total{outcome}                recorded polls (baseline/unchanged/changed/
                                                 failed/unavailable)
@@ -18,9 +18,8 @@ touches the daemon's code::
     monitor_last_claim_round_timestamp_seconds  Unix time of the last successful claim round
     monitor_event_loop_lag_seconds              how late the event loop woke a timer
 
-Polls are counted by the ``on_poll`` hook (:meth:`Metrics.poll_hook`), which
-runs at the end of the poll's transaction: a poll whose commit then fails is
-still counted (the daemon logs that failure). TMAPI calls are read from the
+Polls are counted from the results the store returns
+(:meth:`Metrics.record_poll`), so only committed polls count. TMAPI calls are read from the
 client's own counter at scrape time; request times come from wrapping the
 throttle's gate (:meth:`Metrics.timed_gate`). Nothing here carries a URL or
 any other secret: labels are fixed vocabularies.
@@ -46,7 +45,6 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, Metric
-from sqlalchemy import Connection
 
 from monitor.alerts.deliver import DeliveryReport, DeliveryStatus
 from monitor.alerts.outbox import OutboxState
@@ -63,19 +61,15 @@ from monitor.errors import (
     TmapiTimeout,
     TmapiTransportError,
 )
-from monitor.watchlist import Item, Watchlist
 
 __all__ = [
     "FAILURE_REASONS",
     "POLL_BUCKETS",
     "Gate",
     "Metrics",
-    "PollHook",
     "watch_loop_lag",
 ]
 
-#: Extra writes in a poll's transaction, as ``Daemon(on_poll=...)`` takes them.
-PollHook = Callable[[Connection, PollResult, Item, Watchlist], object]
 #: The throttle's per-request gate, as ``TmapiClient(gate=...)`` takes it.
 Gate = Callable[[], AbstractAsyncContextManager[object]]
 
@@ -220,22 +214,6 @@ class Metrics:
         if started is not None:
             self.poll_duration.observe(max(0.0, self._clock() - started))
 
-    def poll_hook(self, hook: PollHook | None = None) -> PollHook:
-        """``hook`` (e.g. ``record_alerts``) followed by :meth:`record_poll`.
-
-        The poll is counted only once ``hook`` returned: if it raises, the
-        poll is rolled back and not counted.
-        """
-
-        def observed(
-            conn: Connection, poll: PollResult, item: Item, watchlist: Watchlist
-        ) -> object:
-            result = hook(conn, poll, item, watchlist) if hook is not None else None
-            self.record_poll(poll)
-            return result
-
-        return observed
-
     # -- TMAPI -----------------------------------------------------------------
 
     def count_calls(self, source: Callable[[], int]) -> None:
@@ -263,18 +241,6 @@ class Metrics:
     def record_deliveries(self, report: DeliveryReport) -> None:
         for delivery in report.deliveries:
             self.deliveries.labels(delivery.status.value).inc()
-
-    def deliver_job(
-        self, deliver: Callable[[], Awaitable[DeliveryReport]]
-    ) -> Callable[[], Awaitable[DeliveryReport]]:
-        """``deliver`` (``Daemon.deliver``) that also counts what each batch did."""
-
-        async def observed() -> DeliveryReport:
-            report = await deliver()
-            self.record_deliveries(report)
-            return report
-
-        return observed
 
     def set_notification_counts(self, counts: Mapping[OutboxState, int]) -> None:
         for state in OutboxState:

@@ -1,31 +1,34 @@
-"""One poll of one item: fetch → parse → (diff + store in one transaction).
+"""One poll of one item: fetch → parse → a :class:`PollWrite` to record.
 
-This is the I/O edge around the pure core. The HTTP fetch runs on the event
-loop; the database work, which uses a synchronous driver, runs in a worker
-thread so the loop never blocks. A failed fetch or an unparseable payload is
-recorded as a failed poll and never looks like a change.
+This is the I/O edge around the pure core, shared by the daemon and
+``monitor check``. The HTTP fetch runs on the event loop; a failed fetch or
+an unparseable payload comes back as its error, recorded as a failed poll,
+never as a change. :func:`poll_write` puts the item's watchlist settings
+(its rules and targets) and the data's source on the poll, so that
+recording (:meth:`monitor.db.store.Store.apply_polls`) alerts on it in the
+same transaction, whoever recorded it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection
-
-from monitor.db.store import PollResult, Store
+from monitor.db.recording import Lease, PollWrite
+from monitor.db.records import PollResult
+from monitor.db.store import Store
 from monitor.domain import Offer
 from monitor.errors import ParseError, TmapiError
 from monitor.tmapi.client import TmapiClient
 from monitor.tmapi.parse import parse_item
+from monitor.watchlist_model import Item, Watchlist
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-ExtraWrites = Callable[[Connection, PollResult], None]
 
 
 def utc_now() -> datetime:
@@ -38,6 +41,19 @@ class PollOptions:
     scene: str | None = None
     optimize_title: bool = False
     unavailable_after: int = 3
+
+    @classmethod
+    def of(cls, watchlist: Watchlist | None, item: Item | None) -> PollOptions:
+        """The options the watchlist gives ``item`` (the defaults without either)."""
+        if watchlist is None:
+            return cls(language=item.rules.language if item is not None else "en")
+        settings = watchlist.settings
+        return cls(
+            language=item.rules.language if item is not None else watchlist.defaults.language,
+            scene=settings.scene,
+            optimize_title=settings.optimize_title,
+            unavailable_after=settings.unavailable_after,
+        )
 
 
 async def fetch_offer(
@@ -60,22 +76,65 @@ async def fetch_offer(
         return exc
 
 
-async def poll_item(
+def poll_write(
+    client: TmapiClient,
+    item_id: int,
+    polled_at: datetime,
+    result: Offer | TmapiError | ParseError,
+    *,
+    watchlist: Watchlist | None,
+    item: Item | None,
+    options: PollOptions,
+    lease: Lease | None = None,
+) -> PollWrite:
+    """The poll to record: the fetch's result with the item's rules, targets and source."""
+    targets = watchlist.targets_of(item) if watchlist is not None and item is not None else ()
+    return PollWrite(
+        item_id,
+        polled_at,
+        result,
+        item=item,
+        targets=targets,
+        source=client.settings.source,
+        unavailable_after=options.unavailable_after,
+        lease=lease,
+    )
+
+
+async def check_items(
     client: TmapiClient,
     store: Store,
-    item_id: int,
-    options: PollOptions = PollOptions(),  # frozen: a shared default is safe
+    watchlist: Watchlist | None,
+    item_ids: Sequence[int],
     *,
+    language: str | None = None,
     clock: Clock = utc_now,
-    extra: ExtraWrites | None = None,
-) -> PollResult:
-    """Poll one item and record the outcome atomically; returns what was recorded."""
-    result = await fetch_offer(client, item_id, options)
-    return await asyncio.to_thread(
-        store.apply_poll,
-        item_id,
-        clock(),
-        result,
-        unavailable_after=options.unavailable_after,
-        extra=extra,
-    )
+) -> list[PollResult | Exception]:
+    """``monitor check``: poll ``item_ids`` now, one after the other, and record them.
+
+    Each item on ``watchlist`` is polled with its settings and alerted on by
+    its rules (the messages are queued; the daemon delivers them); an item
+    on no watchlist is stored and alerts nobody. ``language`` overrides the
+    item's language.
+    """
+    writes: list[PollWrite] = []
+    for item_id in item_ids:
+        item = watchlist.item(item_id) if watchlist is not None else None
+        options = PollOptions.of(watchlist, item)
+        if language is not None:
+            options = PollOptions(
+                language, options.scene, options.optimize_title, options.unavailable_after
+            )
+        result = await fetch_offer(client, item_id, options)
+        writes.append(
+            poll_write(
+                client,
+                item_id,
+                clock(),
+                result,
+                watchlist=watchlist,
+                item=item,
+                options=options,
+            )
+        )
+    return await asyncio.to_thread(store.apply_polls, writes)

@@ -24,7 +24,29 @@ from monitor.db.store import Store
 from monitor.db.urls import safe_url
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+#: Variables that could point a test at a real database, a real TMAPI account or a
+#: real watchlist: no test sees the values of the machine it runs on.
+REAL_WORLD = (
+    "TMAPI_TOKEN",
+    "TMAPI_TOKEN_FILE",
+    "TMAPI_BASE_URL",
+    "MONITOR_DATABASE_URL",
+    "MONITOR_DATABASE_URL_FILE",
+    "MONITOR_WATCHLIST",
+    "MONITOR_LOG_LEVEL",
+)
 DIALECTS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Every test runs without the machine's token, database and watchlist: the default
+    database is a fresh folder's, so a test can never write into a real history."""
+    for name in REAL_WORLD:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MONITOR_HOME", str(tmp_path_factory.mktemp("monitor-home")))
 
 
 def pg_base_url() -> str:

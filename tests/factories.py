@@ -13,8 +13,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from monitor.domain import Offer, Sku, Tier
-from monitor.errors import ParseError, TmapiItemUnavailable, TmapiTimeout
+from monitor.db.recording import Lease, PollWrite
+from monitor.db.records import PollResult
+from monitor.db.store import Store
+from monitor.domain import Offer, PollSource, Sku, Tier
+from monitor.errors import ParseError, TmapiError, TmapiItemUnavailable, TmapiTimeout
+from monitor.watchlist_model import Item, Target
 
 ITEM_ID = 652702302959
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -139,3 +143,41 @@ def timeout(item_id: int = ITEM_ID) -> TmapiTimeout:
 
 def parse_error(item_id: int = ITEM_ID) -> ParseError:
     return ParseError("no usable price in the payload", item_id=item_id)
+
+
+def write(
+    item_id: int,
+    polled_at: datetime,
+    result: Offer | TmapiError | ParseError,
+    *,
+    item: Item | None = None,
+    targets: tuple[Target, ...] = (),
+    source: PollSource = PollSource.TMAPI,
+    unavailable_after: int = 3,
+    lease: Lease | None = None,
+) -> PollWrite:
+    """A poll to record; by default of an item on no watchlist (it alerts nobody)."""
+    return PollWrite(
+        item_id,
+        polled_at,
+        result,
+        item=item,
+        targets=targets,
+        source=source,
+        unavailable_after=unavailable_after,
+        lease=lease,
+    )
+
+
+def apply_poll(
+    store: Store,
+    item_id: int,
+    polled_at: datetime,
+    result: Offer | TmapiError | ParseError,
+    **options: Any,
+) -> PollResult:
+    """Record one poll through :meth:`Store.apply_polls`; its error is raised."""
+    (outcome,) = store.apply_polls([write(item_id, polled_at, result, **options)])
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome

@@ -12,11 +12,12 @@ from sqlalchemy.engine import Engine
 
 from monitor.alerts.model import Alert, AlertGroup
 from monitor.alerts.outbox import enqueue
+from monitor.db.engine import write_transaction
 from monitor.db.outbox_models import Notification
 from monitor.db.records import PollResult
 from monitor.db.store import Store
 from monitor.watchlist_model import QuietHours, Target
-from tests.factories import ITEM_ID, offer
+from tests.factories import ITEM_ID, apply_poll, offer
 
 NOTIFICATIONS = cast(sa.Table, Notification.__table__)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -77,17 +78,14 @@ def target(
 def record_poll(
     store: Store, alerts: AlertGroup, targets: list[Target], when: datetime
 ) -> tuple[PollResult, int]:
-    """Record a poll of the group's item at ``when`` whose transaction enqueues ``alerts``.
-
-    Returns the poll and how many outbox rows it inserted.
+    """Record a poll of the group's item at ``when`` (on no watchlist), then enqueue
+    ``alerts`` for it as the alert step would. Returns the poll and how many
+    outbox rows were inserted.
     """
-    inserted: list[int] = []
-
-    def extra(conn: Any, poll: PollResult) -> None:
-        inserted.append(enqueue(conn, alerts, poll.poll_id, targets, when))
-
-    poll = store.apply_poll(alerts.item_id, when, offer(item_id=alerts.item_id), extra=extra)
-    return poll, inserted[0]
+    poll = apply_poll(store, alerts.item_id, when, offer(item_id=alerts.item_id))
+    with write_transaction(store.engine) as conn:
+        inserted = enqueue(conn, alerts, poll.poll_id, targets, when)
+    return poll, inserted
 
 
 def rows(engine: Engine) -> list[sa.Row[Any]]:

@@ -13,10 +13,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from monitor.alerts import state_store
-from monitor.alerts.pipeline import record_alerts, record_alerts_batch
 from monitor.alerts.state import RuleState, SkuMemory
 from monitor.alerts.state_store import (
     StoredState,
@@ -30,7 +28,7 @@ from monitor.db.records import PollResult
 from monitor.db.store import PollWrite, Store
 from monitor.errors import StorageError
 from monitor.watchlist_model import AlertKind, Item, Rules, Watchlist
-from tests.factories import at, offer, timeout, with_sku
+from tests.factories import apply_poll, at, offer, timeout, with_sku, write
 from tests.outbox_helpers import target
 from tests.rules_helpers import worked_out_in_full
 
@@ -78,7 +76,7 @@ def script() -> list[list[PollWrite]]:
                 result = timeout(item_id)
             if minute >= 4 and n == 3:
                 result = with_sku(base, first_sku, price=D("39.99"))
-            writes.append(PollWrite(item_id, at(minute, seconds=n), result))
+            writes.append(write(item_id, at(minute, seconds=n), result))
         rounds.append(writes)
     return rounds
 
@@ -110,50 +108,62 @@ def clear(store: Store) -> None:
             conn.execute(sa.text(f"DELETE FROM {table}"))
 
 
+def watched(writes: Sequence[PollWrite], wl: Watchlist) -> list[PollWrite]:
+    """``writes`` as the daemon makes them: each with its watchlist item and targets."""
+    out = []
+    for w in writes:
+        item = wl.item(w.item_id)
+        assert item is not None
+        out.append(replace(w, item=item, targets=wl.targets_of(item)))
+    return out
+
+
+def alerted(results: Sequence[PollResult | Exception]) -> list[tuple[str, ...]]:
+    assert not [r for r in results if isinstance(r, Exception)]
+    return [r.alerted for r in results if isinstance(r, PollResult)]
+
+
 def test_a_batch_alerts_exactly_like_one_poll_at_a_time(store: Store, tmp_path: Path) -> None:
     wl = watchlist(tmp_path)
-    items = {item.id: item for item in wl.items}
     one_by_one = []
     for writes in script():
-        for w in writes:
-
-            def extra(conn: Connection, poll: PollResult) -> None:
-                one_by_one.append(record_alerts(conn, poll, items[poll.item_id], wl))
-
-            store.apply_poll(w.item_id, w.polled_at, w.result, extra=extra)
+        for w in watched(writes, wl):
+            one_by_one.extend(alerted(store.apply_polls([w])))
     expected = recorded(store)
     assert expected["outbox"], "the script should alert"
     clear(store)
 
     batched: list[Any] = []
-
-    def after(conn: Connection, polls: Sequence[PollResult]) -> None:
-        batched.extend(record_alerts_batch(conn, [(p, items[p.item_id]) for p in polls], wl))
-
     for writes in script():
-        store.apply_polls(writes, after=after)
+        batched.extend(alerted(store.apply_polls(watched(writes, wl))))
 
     assert recorded(store) == expected
     assert batched == one_by_one
+    assert ("hook",) in batched and () in batched
 
 
 def test_an_unchanged_state_is_not_written_again(store: Store, tmp_path: Path) -> None:
     wl = watchlist(tmp_path)
     item = wl.items[0]
-
-    def after(conn: Connection, polls: Sequence[PollResult]) -> None:
-        record_alerts_batch(conn, [(p, item) for p in polls], wl)
-
-    store.apply_polls([PollWrite(item.id, at(0), offer(item_id=item.id))], after=after)
+    store.apply_polls(watched([write(item.id, at(0), offer(item_id=item.id))], wl))
     with store.engine.connect() as conn:
         written = conn.execute(sa.text("SELECT updated_at FROM rule_states")).scalar_one()
-    store.apply_polls([PollWrite(item.id, at(1), offer(item_id=item.id))], after=after)
+    store.apply_polls(watched([write(item.id, at(1), offer(item_id=item.id))], wl))
     with store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT updated_at FROM rule_states")).scalar_one() == written
 
 
+def test_a_poll_of_an_item_on_no_watchlist_alerts_nobody(store: Store) -> None:
+    first = offer(item_id=ITEMS[0])
+    apply_poll(store, ITEMS[0], at(0), first)
+    cheaper = with_sku(first, first.skus[0].sku_id, price=D("1.00"))
+    result = apply_poll(store, ITEMS[0], at(1), cheaper)
+    assert result.changes and result.alerted == ()
+    assert recorded(store) == {"states": {}, "outbox": []}
+
+
 def test_states_of_many_items_round_trip(store: Store) -> None:
-    store.apply_polls([PollWrite(i, at(0), offer(item_id=i)) for i in ITEMS])
+    store.apply_polls([write(i, at(0), offer(item_id=i)) for i in ITEMS])
     base = RuleState()
     seen = replace(base, seen=True)
     with store.engine.begin() as conn:
@@ -241,14 +251,9 @@ class _NothingKept:
 
 
 def run_script(store: Store, wl: Watchlist) -> tuple[list[Any], dict[str, Any]]:
-    items = {item.id: item for item in wl.items}
     messages: list[Any] = []
-
-    def after(conn: Connection, polls: Sequence[PollResult]) -> None:
-        messages.extend(record_alerts_batch(conn, [(p, items[p.item_id]) for p in polls], wl))
-
     for n, writes in enumerate(long_script()):
-        store.apply_polls(writes, after=after)
+        messages.extend(alerted(store.apply_polls(watched(writes, wl))))
         if n == 0:
             restyle(store)
     return messages, recorded_with_times(store)
@@ -273,7 +278,7 @@ def test_a_batch_with_shortcuts_stores_and_sends_what_the_full_rules_do(
 
 
 def test_a_state_read_again_is_not_decoded_again(store: Store) -> None:
-    store.apply_polls([PollWrite(ITEMS[0], at(0), offer(item_id=ITEMS[0]))])
+    store.apply_polls([write(ITEMS[0], at(0), offer(item_id=ITEMS[0]))])
     seen = RuleState(seen=True, skus={"a": SkuMemory(D("1.50"))})
     with store.engine.begin() as conn:
         save_rule_state(conn, ITEMS[0], seen, at(0))
@@ -286,7 +291,7 @@ def test_a_state_read_again_is_not_decoded_again(store: Store) -> None:
 
 
 def test_a_state_written_elsewhere_is_read_as_written(store: Store) -> None:
-    store.apply_polls([PollWrite(ITEMS[0], at(0), offer(item_id=ITEMS[0]))])
+    store.apply_polls([write(ITEMS[0], at(0), offer(item_id=ITEMS[0]))])
     with store.engine.begin() as conn:
         save_rule_state(conn, ITEMS[0], RuleState(seen=True), at(0))
         assert load_rule_state(conn, ITEMS[0]) == RuleState(seen=True)
@@ -300,7 +305,7 @@ def test_a_state_written_elsewhere_is_read_as_written(store: Store) -> None:
 
 
 def test_a_state_whose_save_was_rolled_back_is_not_read(store: Store) -> None:
-    store.apply_polls([PollWrite(ITEMS[0], at(0), offer(item_id=ITEMS[0]))])
+    store.apply_polls([write(ITEMS[0], at(0), offer(item_id=ITEMS[0]))])
     kept = RuleState(seen=True)
     with store.engine.begin() as conn:
         save_rule_state(conn, ITEMS[0], kept, at(0))
@@ -312,7 +317,7 @@ def test_a_state_whose_save_was_rolled_back_is_not_read(store: Store) -> None:
 
 
 def test_a_state_written_another_way_is_rewritten_even_when_unchanged(store: Store) -> None:
-    store.apply_polls([PollWrite(ITEMS[0], at(0), offer(item_id=ITEMS[0]))])
+    store.apply_polls([write(ITEMS[0], at(0), offer(item_id=ITEMS[0]))])
     state = RuleState(seen=True, skus={"a": SkuMemory(D("1.50"))})
     short = {"version": 1, "seen": True, "skus": {"a": {"baseline": "1.50"}}}
     with store.engine.begin() as conn:
@@ -326,7 +331,7 @@ def test_a_state_written_another_way_is_rewritten_even_when_unchanged(store: Sto
 
 
 def test_a_bad_state_fails_every_read(store: Store) -> None:
-    store.apply_polls([PollWrite(ITEMS[0], at(0), offer(item_id=ITEMS[0]))])
+    store.apply_polls([write(ITEMS[0], at(0), offer(item_id=ITEMS[0]))])
     with store.engine.begin() as conn:
         save_rule_state(conn, ITEMS[0], RuleState(), at(0))
         conn.execute(sa.text("UPDATE rule_states SET state = '[1'"))

@@ -17,13 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from monitor.alerts.pipeline import record_alerts
 from monitor.alerts.sender import AppriseSender
+from monitor.daemon.app import Plumbing, open_daemon
 from monitor.daemon.service import Daemon, DaemonOptions
-from monitor.daemon.throttle import AdaptiveThrottle
 from monitor.db.engine import upgrade
 from monitor.db.store import Store
-from monitor.tmapi.client import TmapiClient, TmapiSettings
+from monitor.tmapi.client import TmapiSettings
 from monitor.tmapi.simulator import SimulatedTmapi
 from monitor.watchlist import load_watchlist
 from tests.receivers import Answer, SmtpReceiver, WebhookReceiver
@@ -98,21 +97,11 @@ async def daemon_for(
     store: Store, sim: SimulatedTmapi, path: Path, clock: Clock
 ) -> AsyncIterator[Daemon]:
     watchlist = load_watchlist(path)
-    throttle = AdaptiveThrottle(1000, 4)
     settings = TmapiSettings(base_url=sim.base_url, timeout=5, max_attempts=1)
-    async with TmapiClient(settings, gate=throttle.call) as client:
-        daemon = Daemon(
-            store=store,
-            client=client,
-            throttle=throttle,
-            watchlist=watchlist,
-            options=DaemonOptions(owner="e2e"),
-            clock=clock,
-            rng=random.Random(1),
-            on_poll=record_alerts,
-            sender=AppriseSender(min_interval=0),
-        )
-        await daemon.apply_watchlist(watchlist)
+    plumbing = Plumbing(clock=clock, rng=random.Random(1), sender=AppriseSender(min_interval=0))
+    async with open_daemon(
+        store, watchlist, settings, options=DaemonOptions(owner="e2e"), plumbing=plumbing
+    ) as daemon:
         yield daemon
 
 

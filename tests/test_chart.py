@@ -22,7 +22,7 @@ from monitor.charts import (
 from monitor.cli import cli
 from monitor.db.queries import PriceRow
 from monitor.db.store import Store
-from tests.factories import ITEM_ID, at, offer, sku, with_sku
+from tests.factories import ITEM_ID, apply_poll, at, offer, sku, with_sku
 from tests.outbox_helpers import target
 from tests.test_views import T, alerting_poll, build_history
 
@@ -110,10 +110,10 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 def test_chart_writes_a_png_with_alerts_and_changes(store: Store, tmp_path: Path) -> None:
     base = offer()
-    store.apply_poll(ITEM_ID, T[0], base)
+    apply_poll(store, ITEM_ID, T[0], base)
     cheaper = with_sku(base, "5000000000000", price=Decimal("25.90"))
     alerting_poll(store, T[1], cheaper, [target("slack")])
-    store.apply_poll(ITEM_ID, T[2], with_sku(cheaper, "5000000000003", stock=0, sold_out=True))
+    apply_poll(store, ITEM_ID, T[2], with_sku(cheaper, "5000000000003", stock=0, sold_out=True))
     path = tmp_path / "robe.png"
 
     result = run(store, T[2] + timedelta(hours=1), "chart", str(ITEM_ID), "-o", str(path))
@@ -130,8 +130,8 @@ def test_chart_writes_a_png_with_alerts_and_changes(store: Store, tmp_path: Path
 
 def test_chart_writes_an_svg_with_one_line_per_sku(store: Store, tmp_path: Path) -> None:
     skus = [sku("a", "10.00", 5, name="white / M"), sku("b", "12.50", 7, name="black / L")]
-    store.apply_poll(ITEM_ID, T[0], offer(skus=skus))
-    store.apply_poll(ITEM_ID, T[1], offer(skus=[skus[0], sku("b", "11.00", 7, name="black / L")]))
+    apply_poll(store, ITEM_ID, T[0], offer(skus=skus))
+    apply_poll(store, ITEM_ID, T[1], offer(skus=[skus[0], sku("b", "11.00", 7, name="black / L")]))
     path = tmp_path / "robe.svg"
 
     result = run(store, T[3], "chart", str(ITEM_ID), "-o", str(path), "--since", "all")

@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from monitor.cli import cli
 from monitor.cli.history import PRICE_FIELDS
 from monitor.db.store import Store
-from tests.factories import ITEM_ID, offer, sku
+from tests.factories import ITEM_ID, apply_poll, offer, sku
 from tests.test_views import NEW_SKU, OTHER_ITEM, SKU0, SKU3, SKU8, T, build_history
 
 NOW = T[4] + timedelta(minutes=5)
@@ -27,8 +27,11 @@ NOW = T[4] + timedelta(minutes=5)
 def history_store(store: Store) -> Store:
     """The history of tests.test_views, plus a second item with one SKU."""
     build_history(store, T)
-    store.apply_poll(
-        OTHER_ITEM, T[1], offer(item_id=OTHER_ITEM, skus=[sku("7001", "0.015", None, name="tiny")])
+    apply_poll(
+        store,
+        OTHER_ITEM,
+        T[1],
+        offer(item_id=OTHER_ITEM, skus=[sku("7001", "0.015", None, name="tiny")]),
     )
     return store
 

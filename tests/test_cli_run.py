@@ -180,18 +180,6 @@ def test_run_once_names_the_items_that_failed(
     assert "item 1002:" in result.stderr
 
 
-def test_run_once_without_a_token_uses_the_built_in_simulator(tmp_path: Path) -> None:
-    path = good_watchlist(tmp_path / "watchlist.toml", [1001])
-    env: dict[str, str | None] = {
-        "MONITOR_DATABASE_URL": f"sqlite+pysqlite:///{tmp_path / 'm.db'}",
-        "SLACK_C": SLACK_SECRET,
-    }
-    result = invoke(env, "run", "--watchlist", str(path), "--once")
-    assert result.exit_code == 0, everything(result)
-    assert "TMAPI_TOKEN is not set: using the built-in simulated TMAPI" in result.stderr
-    assert "polled 1 items: 0 changes, 0 failed" in result.stdout
-
-
 def test_run_refuses_an_invalid_watchlist(tmp_path: Path) -> None:
     path = tmp_path / "watchlist.toml"
     path.write_text('[[items]]\nid = 1001\ninterval = "soon"\n', encoding="utf-8")

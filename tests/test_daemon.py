@@ -28,17 +28,17 @@ from typing import Any
 
 import pytest
 
+from monitor.daemon.app import Plumbing, open_daemon
 from monitor.daemon.reload import WatchlistReloader
 from monitor.daemon.runner import RunnerOptions, serve
 from monitor.daemon.service import Daemon, DaemonOptions
-from monitor.daemon.throttle import AdaptiveThrottle
 from monitor.db import leases
 from monitor.db.engine import upgrade
 from monitor.db.records import PollOutcome
 from monitor.db.store import Store
 from monitor.domain import ChangeKind
 from monitor.errors import ConfigError, StorageError
-from monitor.tmapi.client import TmapiClient, TmapiSettings
+from monitor.tmapi.client import TmapiSettings
 from monitor.tmapi.simulator import Mode, SimulatedTmapi
 from monitor.watchlist import Watchlist, load_watchlist
 from tests.clocks import FakeClock, no_sleep
@@ -120,29 +120,22 @@ async def make_rig(
     request_timeout: float = 5.0,
     options: DaemonOptions | None = None,
     rng: random.Random | None = None,
-    start: bool = True,
 ) -> AsyncIterator[Rig]:
     path = tmp_path / "watchlist.toml"
     write_file(path, text)
     watchlist = load_watchlist(path, env={})
-    settings = watchlist.settings
-    throttle = AdaptiveThrottle(settings.max_requests_per_second, settings.max_concurrency)
     clock = FakeClock(T0)
     with SimulatedTmapi(items=list(sim_items)) as sim:
         tmapi = TmapiSettings(base_url=sim.base_url, timeout=request_timeout, max_attempts=attempts)
-        async with TmapiClient(tmapi, gate=throttle.call, sleep=no_sleep) as client:
-            daemon = Daemon(
-                store=store,
-                client=client,
-                throttle=throttle,
-                watchlist=watchlist,
-                options=options or DaemonOptions(owner="test-owner"),
-                clock=clock,
-                rng=rng or random.Random(1),
-            )
+        plumbing = Plumbing(clock=clock, rng=rng or random.Random(1), sleep=no_sleep)
+        async with open_daemon(
+            store,
+            watchlist,
+            tmapi,
+            options=options or DaemonOptions(owner="test-owner"),
+            plumbing=plumbing,
+        ) as daemon:
             rig = Rig(daemon, WatchlistReloader(path, watchlist, env={}), sim, clock, store, path)
-            if start:
-                await daemon.apply_watchlist(watchlist)
             try:
                 yield rig
             finally:
@@ -570,7 +563,7 @@ async def test_serve_polls_reloads_and_stops(store: Store, tmp_path: Path) -> No
     """The real scheduler on short real timers: items are polled, an edit is picked up,
     and setting ``stop`` drains and returns."""
     text = watchlist_text([1001], interval="1s")
-    async with make_rig(store, tmp_path, text, [1001, 1002], start=False) as rig:
+    async with make_rig(store, tmp_path, text, [1001, 1002]) as rig:
         rig.daemon.clock = lambda: datetime.now(UTC)
         stop = asyncio.Event()
         options = RunnerOptions(tick=0.05, reload_every=0.05, grace=2)
@@ -599,7 +592,7 @@ async def test_a_reload_that_cannot_reach_the_database_is_retried(
 
     monkeypatch.setattr(leases, "sync_watchlist", flaky_sync)
     text = watchlist_text([1001], interval="1s")
-    async with make_rig(store, tmp_path, text, [1001, 1002], start=False) as rig:
+    async with make_rig(store, tmp_path, text, [1001, 1002]) as rig:
         rig.daemon.clock = lambda: datetime.now(UTC)
         stop = asyncio.Event()
         options = RunnerOptions(tick=0.05, reload_every=0.05, grace=2)

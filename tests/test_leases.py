@@ -13,14 +13,15 @@ from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from monitor.db import leases
 from monitor.db.engine import make_engine, upgrade
+from monitor.db.recording import Lease
 from monitor.db.records import PollResult
 from monitor.db.store import Store
 from monitor.errors import StorageError
-from tests.factories import T0, at, offer, timeout
+from tests.factories import T0, apply_poll, at, offer, timeout
 
 LEASE = timedelta(minutes=5)
 A = "host-a:1:aaaa"
@@ -65,7 +66,7 @@ def test_sync_adds_items_due_at_their_first_poll(store: Store) -> None:
 
 def test_sync_removes_renames_and_re_adds_keeping_history(store: Store) -> None:
     sync(store, [(1, "one"), (2, "two")], {1: 1.0, 2: 2.0})
-    store.apply_poll(1, at(1), offer(item_id=1))
+    apply_poll(store, 1, at(1), offer(item_id=1))
 
     removed = sync(store, [(2, "deux")])
     assert removed == leases.SyncReport(added=(), removed=(1,), watched=1)
@@ -83,7 +84,7 @@ def test_sync_removes_renames_and_re_adds_keeping_history(store: Store) -> None:
 
 
 def test_sync_of_an_item_known_only_from_an_ad_hoc_poll_makes_it_due_now(store: Store) -> None:
-    store.apply_poll(9, at(0), offer(item_id=9))  # `monitor check`: a row, not watched
+    apply_poll(store, 9, at(0), offer(item_id=9))  # `monitor check`: a row, not watched
     assert items_table(store.engine)[9].next_poll_at is None
     report = leases.sync_watchlist(store.engine, [(9, "nine")], at(5), due_in({}))
     assert report.added == ()  # the row existed already
@@ -169,7 +170,7 @@ def test_a_leased_item_is_skipped_until_its_lease_expires(store: Store) -> None:
 
 def test_claim_never_returns_unwatched_items(store: Store) -> None:
     sync(store, [(1, None), (2, None)])
-    store.apply_poll(3, at(0), offer(item_id=3))  # polled ad hoc, never watched
+    apply_poll(store, 3, at(0), offer(item_id=3))  # polled ad hoc, never watched
     sync(store, [(2, None)])  # 1 removed
     assert leases.claim(store.engine, A, at(100), limit=10, lease=LEASE) == [2]
     assert leases.claim(store.engine, B, at(100), limit=10, lease=LEASE, due_only=False) == []
@@ -244,15 +245,10 @@ def test_claim_skips_rows_locked_by_a_poll_in_progress_on_postgresql(
 # -- finish_poll, release, reschedule --------------------------------------------------------------
 
 
-def test_finish_poll_sets_the_next_due_time_and_drops_the_lease(store: Store) -> None:
+def test_recording_sets_the_next_due_time_and_drops_the_lease(store: Store) -> None:
     sync(store, [(1, None)])
     leases.claim(store.engine, A, at(1), limit=1, lease=LEASE)
-
-    def finish(conn: Connection, poll: PollResult) -> None:
-        failures = leases.finish_poll(conn, 1, A, at(31))
-        assert failures == 0
-
-    store.apply_poll(1, at(1), offer(item_id=1), extra=finish)
+    apply_poll(store, 1, at(1), offer(item_id=1), lease=Lease(A, lambda poll, failures: at(31)))
     row = items_table(store.engine)[1]
     assert row.next_poll_at == at(31)
     assert row.lease_owner is None and row.lease_expires_at is None
@@ -266,11 +262,8 @@ def test_a_poll_whose_lease_was_lost_is_rolled_back_whole(store: Store) -> None:
     assert leases.claim(store.engine, B, at(1) + LEASE, limit=1, lease=LEASE) == [1]
     before = items_table(store.engine)[1]
 
-    def finish(conn: Connection, poll: PollResult) -> None:
-        leases.finish_poll(conn, 1, A, at(40))
-
     with pytest.raises(leases.LeaseLost, match="item 1 was taken over") as caught:
-        store.apply_poll(1, at(6), offer(item_id=1), extra=finish)
+        apply_poll(store, 1, at(6), offer(item_id=1), lease=Lease(A, lambda p, f: at(40)))
     assert isinstance(caught.value, StorageError)
     assert count(store.engine, "polls") == 0
     assert count(store.engine, "sku_states") == 0
@@ -278,18 +271,20 @@ def test_a_poll_whose_lease_was_lost_is_rolled_back_whole(store: Store) -> None:
     assert items_table(store.engine)[1] == before  # counters, lease and due time untouched
 
 
-def test_finish_poll_returns_the_failure_streak_seen_in_the_transaction(store: Store) -> None:
+def test_the_schedule_is_told_the_failure_streak_after_the_poll(store: Store) -> None:
     sync(store, [(1, None)])
     seen: list[int] = []
+
+    def schedule(poll: PollResult, failures: int) -> datetime:
+        seen.append(failures)
+        return at(100)
+
     for minute in (1, 2):
         leases.claim(store.engine, A, at(minute), limit=1, lease=LEASE, due_only=False)
-
-        def finish(conn: Connection, poll: PollResult) -> None:
-            seen.append(leases.consecutive_failures(conn, 1))
-            seen.append(leases.finish_poll(conn, 1, A, at(100)))
-
-        store.apply_poll(1, at(minute), timeout(1), extra=finish)
-    assert seen == [1, 1, 2, 2]
+        apply_poll(store, 1, at(minute), timeout(1), lease=Lease(A, schedule))
+    leases.claim(store.engine, A, at(3), limit=1, lease=LEASE, due_only=False)
+    apply_poll(store, 1, at(3), offer(item_id=1), lease=Lease(A, schedule))
+    assert seen == [1, 2, 0]
 
 
 def test_release_drops_only_our_leases(store: Store) -> None:

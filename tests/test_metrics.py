@@ -113,24 +113,6 @@ def test_poll_latency_runs_from_the_claim_round_to_the_recording() -> None:
     assert metrics.value("monitor_last_claim_round_timestamp_seconds") == 1_800_000_000.0
 
 
-def test_the_poll_hook_counts_only_polls_whose_hook_succeeded() -> None:
-    metrics = Metrics()
-    seen: list[int] = []
-
-    def fine(conn: object, result: PollResult, item: object, watchlist: object) -> str:
-        seen.append(result.item_id)
-        return "message"
-
-    def broken(conn: object, result: PollResult, item: object, watchlist: object) -> None:
-        raise RuntimeError("the transaction rolls back")
-
-    assert metrics.poll_hook(fine)(None, poll(1, PollOutcome.BASELINE), None, None) == "message"  # type: ignore[arg-type]
-    with pytest.raises(RuntimeError):
-        metrics.poll_hook(broken)(None, poll(2, PollOutcome.BASELINE), None, None)  # type: ignore[arg-type]
-    assert seen == [1]
-    assert metrics.value("monitor_polls_total", outcome="baseline") == 1
-
-
 def test_deliveries_notifications_and_calls() -> None:
     metrics = Metrics()
     report = DeliveryReport(

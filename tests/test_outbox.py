@@ -5,11 +5,9 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from monitor.alerts.outbox import (
     OutboxState,
@@ -28,10 +26,9 @@ from monitor.alerts.outbox import (
 from monitor.alerts.state import RuleState, SentAlert, SkuMemory
 from monitor.alerts.state_store import load_rule_state, save_rule_state
 from monitor.db.engine import make_engine, write_transaction
-from monitor.db.records import PollResult
 from monitor.db.store import Store
 from monitor.errors import StorageError
-from tests.factories import ITEM_ID, at, offer
+from tests.factories import ITEM_ID, apply_poll, at, offer
 from tests.outbox_helpers import NOTIFICATIONS, SHANGHAI, group, record_poll, rows, target
 
 OTHER_ITEM = 610947572360
@@ -42,15 +39,12 @@ class Boom(Exception):
     pass
 
 
-def test_enqueue_in_a_rolled_back_poll_leaves_nothing(store: Store) -> None:
-    def extra(conn: Connection, poll: PollResult) -> None:
+def test_enqueue_in_a_rolled_back_transaction_leaves_nothing(store: Store) -> None:
+    poll = apply_poll(store, ITEM_ID, at(0), offer())
+    with pytest.raises(Boom), write_transaction(store.engine) as conn:
         assert enqueue(conn, group(when=at(0)), poll.poll_id, [target("a"), target("b")], at(0))
         raise Boom
-
-    with pytest.raises(Boom):
-        store.apply_poll(ITEM_ID, at(0), offer(), extra=extra)
     assert rows(store.engine) == []
-    assert store.item_row(ITEM_ID) is None
 
 
 def test_one_row_per_target_and_duplicates_are_ignored(store: Store) -> None:
@@ -320,28 +314,22 @@ def test_rule_state_round_trip_in_the_poll_transaction(store: Store) -> None:
         skus={"5000000000001": SkuMemory(Decimal("29.89"), at_target=True)},
         sent={"price_drop:sku:5000000000001": SentAlert(at(0), Decimal("31.00"), Decimal("29.89"))},
     )
-    saved: list[Any] = []
-
-    def extra(conn: Connection, poll: PollResult) -> None:
+    apply_poll(store, ITEM_ID, at(0), offer())
+    with write_transaction(store.engine) as conn:
         assert load_rule_state(conn, ITEM_ID) == RuleState()
         save_rule_state(conn, ITEM_ID, state, at(0))
-        saved.append(load_rule_state(conn, ITEM_ID))
-
-    store.apply_poll(ITEM_ID, at(0), offer(), extra=extra)
-    assert saved == [state]
+        assert load_rule_state(conn, ITEM_ID) == state
 
     newer = RuleState(seen=True, failing=True)
-
-    def replace(conn: Connection, poll: PollResult) -> None:
+    apply_poll(store, ITEM_ID, at(1), offer())
+    with write_transaction(store.engine) as conn:
         save_rule_state(conn, ITEM_ID, newer, at(1))
-
-    store.apply_poll(ITEM_ID, at(1), offer(), extra=replace)
     with store.engine.connect() as conn:
         assert load_rule_state(conn, ITEM_ID) == newer
 
 
 def test_unreadable_rule_state_is_a_storage_error(store: Store) -> None:
-    store.apply_poll(ITEM_ID, at(0), offer())
+    apply_poll(store, ITEM_ID, at(0), offer())
     with store.engine.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO rule_states (item_id, state, updated_at) "

@@ -138,6 +138,14 @@ def test_documented_example_without_requested_id() -> None:
     assert parse(example_data(), item_id=None) == EXAMPLE
 
 
+def test_the_link_is_the_polled_items_own_page_never_the_payloads() -> None:
+    data = example_data()
+    assert parse(data).url == offer_url(ID) == f"https://detail.1688.com/offer/{ID}.html"
+    for elsewhere in ("https://detail.1688.com/offer/652702302959.html", "https://x.example/1"):
+        data["product_url"] = elsewhere
+        assert parse(data).url == offer_url(ID)
+
+
 def test_money_is_decimal_from_the_string_form() -> None:
     offer = parse(with_numeric_values(floats=True))
     for sku in offer.skus:

@@ -14,7 +14,7 @@ from monitor.daemon.writer import PollWriter
 from monitor.db import leases
 from monitor.db.records import PollOutcome, PollResult
 from monitor.db.store import Lease, PollWrite, Store
-from tests.factories import at, offer
+from tests.factories import at, offer, write
 
 ITEMS = [2001, 2002, 2003, 2004, 2005, 2006]
 
@@ -29,13 +29,11 @@ class CountingStore:
         self.release = threading.Event()
         self.release.set()
 
-    def apply_polls(
-        self, writes: Sequence[PollWrite], *, after: Any = None
-    ) -> list[PollResult | Exception]:
+    def apply_polls(self, writes: Sequence[PollWrite]) -> list[PollResult | Exception]:
         self.entered.set()
         self.release.wait(10)
         self.batches.append([w.item_id for w in writes])
-        return self.store.apply_polls(writes, after=after)
+        return self.store.apply_polls(writes)
 
 
 def writer_for(store: CountingStore, **kwargs: Any) -> PollWriter:
@@ -62,11 +60,9 @@ async def test_polls_waiting_together_share_one_batch(store: Store) -> None:
     counting = CountingStore(store)
     writer = writer_for(counting)
     counting.release.clear()  # the first batch is held while the others queue up
-    first = asyncio.create_task(writer.write(PollWrite(ITEMS[0], at(0), offer(item_id=ITEMS[0]))))
+    first = asyncio.create_task(writer.write(write(ITEMS[0], at(0), offer(item_id=ITEMS[0]))))
     await held(counting)
-    rest = [
-        asyncio.create_task(writer.write(PollWrite(i, at(0), offer(item_id=i)))) for i in ITEMS[1:]
-    ]
+    rest = [asyncio.create_task(writer.write(write(i, at(0), offer(item_id=i)))) for i in ITEMS[1:]]
     await settle()
     counting.release.set()
     results = await asyncio.gather(first, *rest)
@@ -80,9 +76,7 @@ async def test_batches_are_capped(store: Store) -> None:
     counting = CountingStore(store)
     writer = writer_for(counting, max_batch=4)
     counting.release.clear()
-    tasks = [
-        asyncio.create_task(writer.write(PollWrite(i, at(0), offer(item_id=i)))) for i in ITEMS
-    ]
+    tasks = [asyncio.create_task(writer.write(write(i, at(0), offer(item_id=i)))) for i in ITEMS]
     await settle()
     counting.release.set()
     await asyncio.gather(*tasks)
@@ -100,8 +94,8 @@ async def test_each_poll_gets_its_own_error(store: Store) -> None:
     writer = writer_for(CountingStore(store))
     lease = Lease("me", schedule)
     lost, fine = await asyncio.gather(
-        writer.write(PollWrite(ITEMS[0], at(1), offer(item_id=ITEMS[0]), lease=lease)),
-        writer.write(PollWrite(ITEMS[2], at(1), offer(item_id=ITEMS[2]))),
+        writer.write(write(ITEMS[0], at(1), offer(item_id=ITEMS[0]), lease=lease)),
+        writer.write(write(ITEMS[2], at(1), offer(item_id=ITEMS[2]))),
         return_exceptions=True,
     )
     assert isinstance(lost, leases.LeaseLost)
@@ -112,9 +106,9 @@ async def test_a_poll_cancelled_before_its_batch_is_not_recorded(store: Store) -
     counting = CountingStore(store)
     writer = writer_for(counting)
     counting.release.clear()
-    first = asyncio.create_task(writer.write(PollWrite(ITEMS[0], at(0), offer(item_id=ITEMS[0]))))
+    first = asyncio.create_task(writer.write(write(ITEMS[0], at(0), offer(item_id=ITEMS[0]))))
     await held(counting)
-    doomed = asyncio.create_task(writer.write(PollWrite(ITEMS[1], at(0), offer(item_id=ITEMS[1]))))
+    doomed = asyncio.create_task(writer.write(write(ITEMS[1], at(0), offer(item_id=ITEMS[1]))))
     await settle()
     doomed.cancel()
     counting.release.set()
@@ -130,7 +124,7 @@ async def test_wait_idle_waits_for_the_batch_being_written(store: Store) -> None
     counting = CountingStore(store)
     writer = writer_for(counting)
     counting.release.clear()
-    task = asyncio.create_task(writer.write(PollWrite(ITEMS[0], at(0), offer(item_id=ITEMS[0]))))
+    task = asyncio.create_task(writer.write(write(ITEMS[0], at(0), offer(item_id=ITEMS[0]))))
     await held(counting)
     task.cancel()  # the batch has started: it is recorded anyway
     idle = asyncio.create_task(writer.wait_idle())

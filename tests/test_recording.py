@@ -18,12 +18,24 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from monitor.db import leases
+from monitor.db import leases, recording
+from monitor.db.alerting import Alerting
 from monitor.db.records import PollOutcome, PollResult
 from monitor.db.store import Lease, PollWrite, Store
 from monitor.domain import ChangeKind, Offer
 from monitor.errors import StorageError
-from tests.factories import at, offer, parse_error, tier, timeout, unavailable, with_sku, with_tiers
+from tests.factories import (
+    apply_poll,
+    at,
+    offer,
+    parse_error,
+    tier,
+    timeout,
+    unavailable,
+    with_sku,
+    with_tiers,
+    write,
+)
 
 D = Decimal
 ITEMS = [1001, 1002, 1003, 1004, 1005]
@@ -60,7 +72,7 @@ def script() -> list[list[PollWrite]]:
                 result = timeout(item_id)
             if minute == 1 and n == 0:
                 result = parse_error(item_id)
-            writes.append(PollWrite(item_id, at(minute, seconds=n), result, unavailable_after=1))
+            writes.append(write(item_id, at(minute, seconds=n), result, unavailable_after=1))
         rounds.append(writes)
     return rounds
 
@@ -114,7 +126,7 @@ def _clear(store: Store) -> None:
 
 def test_a_batch_records_exactly_what_one_by_one_records(store: Store) -> None:
     singles = [
-        [store.apply_poll(w.item_id, w.polled_at, w.result, unavailable_after=1) for w in writes]
+        [apply_poll(store, w.item_id, w.polled_at, w.result, unavailable_after=1) for w in writes]
         for writes in script()
     ]
     expected = snapshot(store)
@@ -132,28 +144,32 @@ def test_a_batch_records_exactly_what_one_by_one_records(store: Store) -> None:
 
 
 def test_statements_do_not_grow_with_the_batch(store: Store) -> None:
-    store.apply_polls([PollWrite(i, at(0), offer(item_id=i)) for i in ITEMS])
+    store.apply_polls([write(i, at(0), offer(item_id=i)) for i in ITEMS])
     with counted(store.engine) as few:
-        store.apply_polls([PollWrite(ITEMS[0], at(1), offer(item_id=ITEMS[0]))])
+        store.apply_polls([write(ITEMS[0], at(1), offer(item_id=ITEMS[0]))])
     with counted(store.engine) as many:
-        results = store.apply_polls([PollWrite(i, at(2), offer(item_id=i)) for i in ITEMS])
+        results = store.apply_polls([write(i, at(2), offer(item_id=i)) for i in ITEMS])
     assert {ok(r).outcome for r in results} == {PollOutcome.UNCHANGED}
     assert len(many) == len(few) <= 6, many
 
 
-def test_one_failing_poll_does_not_take_the_batch_down(store: Store) -> None:
-    store.apply_polls([PollWrite(i, at(0), offer(item_id=i)) for i in ITEMS])
+def test_one_failing_poll_does_not_take_the_batch_down(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.apply_polls([write(i, at(0), offer(item_id=i)) for i in ITEMS])
     calls: list[int] = []
 
-    def extra(conn: Connection, poll: PollResult) -> None:
-        calls.append(poll.item_id)
-        if poll.item_id == ITEMS[2]:
+    def alert(conn: Connection, polls: Sequence[Alerting]) -> list[None]:
+        calls.extend(entry.poll.item_id for entry in polls)
+        if any(entry.poll.item_id == ITEMS[2] for entry in polls):
             raise RuntimeError("outbox write failed")
+        return [None] * len(polls)
 
+    monkeypatch.setattr(recording, "record_alerts", alert)
     changed = {
         i: with_sku(offer(item_id=i), offer().skus[0].sku_id, price=D("9.99")) for i in ITEMS
     }
-    results = store.apply_polls([PollWrite(i, at(1), changed[i], extra=extra) for i in ITEMS])
+    results = store.apply_polls([write(i, at(1), changed[i]) for i in ITEMS])
 
     assert isinstance(fails(results[2]), RuntimeError)
     assert [ok(r).outcome for n, r in enumerate(results) if n != 2] == [PollOutcome.CHANGED] * 4
@@ -167,27 +183,32 @@ def test_one_failing_poll_does_not_take_the_batch_down(store: Store) -> None:
     assert calls.count(ITEMS[2]) == 2  # in the batch, then again on its own
 
 
-def test_a_hook_for_the_whole_batch_runs_once_in_its_transaction(store: Store) -> None:
+def test_the_alert_step_runs_once_per_batch_in_its_transaction(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: list[list[int]] = []
 
-    def after(conn: Connection, polls: Sequence[PollResult]) -> None:
-        ids = [p.poll_id for p in polls]
+    def spy(conn: Connection, polls: Sequence[Alerting]) -> list[None]:
+        ids = [entry.poll.poll_id for entry in polls]
         query = sa.text("SELECT count(*) FROM polls WHERE id IN :ids").bindparams(
             sa.bindparam("ids", expanding=True)
         )
         assert conn.execute(query, {"ids": ids}).scalar_one() == len(ids)
-        seen.append([p.item_id for p in polls])
+        seen.append([entry.poll.item_id for entry in polls])
+        return [None] * len(polls)
 
-    store.apply_polls([PollWrite(i, at(0), offer(item_id=i)) for i in ITEMS], after=after)
+    with monkeypatch.context() as patched:
+        patched.setattr(recording, "record_alerts", spy)
+        store.apply_polls([write(i, at(0), offer(item_id=i)) for i in ITEMS])
     assert seen == [ITEMS]
 
-    def broken(conn: Connection, polls: Sequence[PollResult]) -> None:
-        if any(p.item_id == ITEMS[0] for p in polls):
+    def broken(conn: Connection, polls: Sequence[Alerting]) -> list[None]:
+        if any(entry.poll.item_id == ITEMS[0] for entry in polls):
             raise RuntimeError("rules state unreadable")
+        return [None] * len(polls)
 
-    results = store.apply_polls(
-        [PollWrite(i, at(1), offer(item_id=i)) for i in ITEMS], after=broken
-    )
+    monkeypatch.setattr(recording, "record_alerts", broken)
+    results = store.apply_polls([write(i, at(1), offer(item_id=i)) for i in ITEMS])
     assert isinstance(fails(results[0]), RuntimeError)
     assert all(ok(r).outcome is PollOutcome.UNCHANGED for r in results[1:])
     assert store.poll_counts(ITEMS[0]).total == 1
@@ -198,10 +219,10 @@ def test_polls_of_one_item_in_one_batch_are_recorded_in_order(store: Store) -> N
     cheaper = with_sku(first, first.skus[0].sku_id, price=D("9.99"))
     results = store.apply_polls(
         [
-            PollWrite(ITEMS[0], at(0), first),
-            PollWrite(ITEMS[1], at(0), offer(item_id=ITEMS[1])),
-            PollWrite(ITEMS[0], at(1), cheaper),
-            PollWrite(ITEMS[0], at(2), cheaper),
+            write(ITEMS[0], at(0), first),
+            write(ITEMS[1], at(0), offer(item_id=ITEMS[1])),
+            write(ITEMS[0], at(1), cheaper),
+            write(ITEMS[0], at(2), cheaper),
         ]
     )
     assert [ok(r).outcome for r in results] == [
@@ -215,14 +236,14 @@ def test_polls_of_one_item_in_one_batch_are_recorded_in_order(store: Store) -> N
 
 
 def test_a_poll_that_cannot_be_recorded_fails_alone(store: Store) -> None:
-    store.apply_polls([PollWrite(i, at(5), offer(item_id=i)) for i in ITEMS])
+    store.apply_polls([write(i, at(5), offer(item_id=i)) for i in ITEMS])
     naive = at(6).replace(tzinfo=None)
     results = store.apply_polls(
         [
-            PollWrite(ITEMS[0], at(1), offer(item_id=ITEMS[0])),  # older than the stored state
-            PollWrite(ITEMS[1], naive, offer(item_id=ITEMS[1])),
-            PollWrite(ITEMS[2], at(6), offer(item_id=ITEMS[3])),  # another item's offer
-            PollWrite(ITEMS[3], at(6), offer(item_id=ITEMS[3])),
+            write(ITEMS[0], at(1), offer(item_id=ITEMS[0])),  # older than the stored state
+            write(ITEMS[1], naive, offer(item_id=ITEMS[1])),
+            write(ITEMS[2], at(6), offer(item_id=ITEMS[3])),  # another item's offer
+            write(ITEMS[3], at(6), offer(item_id=ITEMS[3])),
         ]
     )
     assert [type(fails(r)) for r in results[:3]] == [ValueError] * 3
@@ -250,9 +271,9 @@ def test_leases_are_given_back_and_a_lost_lease_records_nothing(store: Store) ->
     lease = Lease("me", schedule)
     results = store.apply_polls(
         [
-            PollWrite(ITEMS[0], at(1), offer(item_id=ITEMS[0]), lease=lease),
-            PollWrite(ITEMS[1], at(1), offer(item_id=ITEMS[1]), lease=lease),
-            PollWrite(ITEMS[2], at(1), timeout(ITEMS[2]), lease=lease),
+            write(ITEMS[0], at(1), offer(item_id=ITEMS[0]), lease=lease),
+            write(ITEMS[1], at(1), offer(item_id=ITEMS[1]), lease=lease),
+            write(ITEMS[2], at(1), timeout(ITEMS[2]), lease=lease),
         ]
     )
 
@@ -267,23 +288,22 @@ def test_leases_are_given_back_and_a_lost_lease_records_nothing(store: Store) ->
 
 
 def test_one_poll_still_raises_its_error(store: Store) -> None:
-    store.apply_poll(ITEMS[0], at(5), offer(item_id=ITEMS[0]))
+    apply_poll(store, ITEMS[0], at(5), offer(item_id=ITEMS[0]))
     with pytest.raises(ValueError, match="before the stored state"):
-        store.apply_poll(ITEMS[0], at(1), offer(item_id=ITEMS[0]))
+        apply_poll(store, ITEMS[0], at(1), offer(item_id=ITEMS[0]))
 
 
 def test_a_database_failure_fails_every_poll_of_the_batch_without_retrying(
-    store: Store,
+    store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
 
-    def locked(conn: Connection, polls: Sequence[PollResult]) -> None:
+    def locked(conn: Connection, polls: Sequence[Alerting]) -> None:
         calls.append(len(polls))
         raise sa.exc.OperationalError("UPDATE …", {}, Exception("database is locked"))
 
-    results = store.apply_polls(
-        [PollWrite(i, at(0), offer(item_id=i)) for i in ITEMS], after=locked
-    )
+    monkeypatch.setattr(recording, "record_alerts", locked)
+    results = store.apply_polls([write(i, at(0), offer(item_id=i)) for i in ITEMS])
 
     errors = [fails(r) for r in results]
     assert all(isinstance(e, StorageError) for e in errors)

@@ -12,6 +12,7 @@ import re
 import socket
 from collections.abc import Iterator
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -386,6 +387,94 @@ def test_evolve_delists_and_relists_over_http() -> None:
         codes = {i: body(get(http, i))["code"] for i in sim.item_ids}
     for item_id, code in codes.items():
         assert code == (417 if sim.truth(item_id).delisted else 200)
+
+
+def poll(http: httpx.Client, item_id: int, times: int) -> list[dict[str, Any]]:
+    return [body(get(http, item_id))["data"] for _ in range(times)]
+
+
+def holders(data: dict[str, Any]) -> dict[str, tuple[Decimal, int]]:
+    """Each SKU's (price, stock); a single-spec item's price is its first quantity break."""
+    if data["skus"]:
+        return {s["skuid"]: (Decimal(s["sale_price"]), s["stock"]) for s in data["skus"]}
+    return {"-": (Decimal(data["tiered_price_info"]["prices"][0]["price"]), data["stock"])}
+
+
+def test_market_moves_each_item_by_itself_as_it_is_polled() -> None:
+    with (
+        SimulatedTmapi(seed=3, items=4, market=True) as sim,
+        httpx.Client(base_url=sim.base_url) as http,
+    ):
+        for item_id in sim.item_ids:
+            payloads = poll(http, item_id, 12)
+            seen: set[str] = set()
+            for before, after in pairwise(payloads):
+                old = holders(before)
+                for key, (price, stock) in holders(after).items():
+                    was_price, was_stock = old[key]
+                    if price < was_price:
+                        seen.add("drop")
+                    if was_stock > 0 == stock:
+                        seen.add("sold_out")
+                    if was_stock == 0 < stock:
+                        seen.add("restock")
+            assert {"drop", "sold_out", "restock"} <= seen, item_id
+            # The poll that made the move sees it: every 2nd answer differs from the one before.
+            assert all(payloads[i] != payloads[i - 1] for i in range(1, 12, 2))
+            assert all(payloads[i] == payloads[i - 1] for i in range(2, 12, 2))
+            for data in payloads:
+                for sku in data["skus"]:
+                    assert re.fullmatch(r"\d+\.\d\d", sku["sale_price"])
+                    assert Decimal(sku["sale_price"]) > 0 and sku["stock"] >= 0
+        moves = sim.market_moves()
+        assert {m.kind for m in moves} >= {"price", "sold_out", "restock", "tiers"}
+        assert len(moves) == 6 * len(sim.item_ids) and sim.market_moves() == []
+        cut = next(m for m in moves if m.kind == "price")
+        old, new = (Decimal(p) for p in cut.detail.split(" (")[0].split(" -> "))
+        assert new <= old * Decimal("0.95")
+
+
+def test_market_is_deterministic_and_off_by_default() -> None:
+    def sequence(seed: int = 8, *, market: bool = True) -> list[bytes]:
+        with (
+            SimulatedTmapi(seed=seed, items=3, market=market) as sim,
+            httpx.Client(base_url=sim.base_url) as http,
+        ):
+            return [get(http, i).content for i in sim.item_ids for _ in range(10)]
+
+    first = sequence()
+    assert sequence() == first
+    assert sequence(seed=9) != first
+    # Each item: as served, cut, sold out (restocked: as cut), cheaper break (back: as served).
+    assert len(set(first)) == 3 * 4
+    assert len(set(sequence(market=False))) == 3  # off: the same bytes every time
+
+
+def test_market_skips_failed_answers_and_respects_scripted_prices() -> None:
+    with (
+        SimulatedTmapi(seed=5, items=[EXAMPLE_ITEM_ID], market=True) as sim,
+        httpx.Client(base_url=sim.base_url) as http,
+    ):
+        sim.fail(EXAMPLE_ITEM_ID, code=500, times=3)
+        sim.set_mode(EXAMPLE_ITEM_ID, Mode.EMPTY_DATA)
+        for _ in range(3):
+            assert body(get(http, EXAMPLE_ITEM_ID))["code"] == 500
+        assert body(get(http, EXAMPLE_ITEM_ID))["data"] == {}
+        sim.set_mode(EXAMPLE_ITEM_ID, Mode.NORMAL)
+        assert get(http, EXAMPLE_ITEM_ID).json()["data"] == EXAMPLE_FILE_DATA
+        assert sim.market_moves() == []
+        cut = get(http, EXAMPLE_ITEM_ID).json()["data"]  # the 2nd answer with data: a cut
+        assert cut != EXAMPLE_FILE_DATA
+        (move,) = sim.market_moves()
+        assert move.kind == "price" and move.sku_id is not None
+        sim.set_price(EXAMPLE_ITEM_ID, move.sku_id, "20.00")
+        poll(http, EXAMPLE_ITEM_ID, 8)  # sold out, restock, tiers, promotion over
+        truth = {s.sku_id: s.price for s in sim.truth(EXAMPLE_ITEM_ID).skus}
+        assert truth[move.sku_id] == Decimal("20.00")  # the end of the promotion kept it
+        assert sim.truth(EXAMPLE_ITEM_ID).tiers == tuple(
+            (int(t["beginAmount"]), Decimal(t["price"]))
+            for t in EXAMPLE_FILE_DATA["tiered_price_info"]["prices"]
+        )
 
 
 # ---------------------------------------------------------------- counters and HTTP details

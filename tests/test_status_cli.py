@@ -14,7 +14,7 @@ from monitor.alerts.outbox import claim, mark_dead
 from monitor.cli import cli
 from monitor.db.queries import reading, status_report
 from monitor.db.store import Store
-from tests.factories import ITEM_ID, T0, offer, sku, timeout, unavailable, with_sku
+from tests.factories import ITEM_ID, T0, apply_poll, offer, sku, timeout, unavailable, with_sku
 from tests.outbox_helpers import target
 from tests.test_views import OTHER_ITEM, alerting_poll
 
@@ -31,20 +31,20 @@ def busy_store(store: Store) -> Store:
     """A lowered price with alerts (one dead), a failing item, an unavailable one, and
     one polled only yesterday."""
     base = offer()
-    store.apply_poll(ITEM_ID, T0, base)
+    apply_poll(store, ITEM_ID, T0, base)
     cheaper = with_sku(base, "5000000000003", price=Decimal("22.95"))
     cheaper = with_sku(cheaper, "5000000000004", stock=0, sold_out=True)
     alerting_poll(store, T0 + minutes(30), cheaper, [target("slack"), target("mail")])
     rows = {row.target: row for row in claim(store.engine, "w", T0 + minutes(30), 10)}
     assert mark_dead(store.engine, rows["mail"], "554 rejected")
-    store.apply_poll(ITEM_ID, T0 + minutes(90), cheaper)
+    apply_poll(store, ITEM_ID, T0 + minutes(90), cheaper)
 
-    store.apply_poll(OTHER_ITEM, T0, offer(item_id=OTHER_ITEM, skus=[sku("7", "8.80", 3)]))
-    store.apply_poll(OTHER_ITEM, T0 + minutes(60), timeout(OTHER_ITEM))
-    store.apply_poll(OTHER_ITEM, T0 + minutes(100), timeout(OTHER_ITEM))
+    apply_poll(store, OTHER_ITEM, T0, offer(item_id=OTHER_ITEM, skus=[sku("7", "8.80", 3)]))
+    apply_poll(store, OTHER_ITEM, T0 + minutes(60), timeout(OTHER_ITEM))
+    apply_poll(store, OTHER_ITEM, T0 + minutes(100), timeout(OTHER_ITEM))
     for n in range(3):
-        store.apply_poll(GONE, T0 + minutes(10 * n), unavailable(GONE))
-    store.apply_poll(YESTERDAY, T0 - timedelta(days=1), offer(item_id=YESTERDAY))
+        apply_poll(store, GONE, T0 + minutes(10 * n), unavailable(GONE))
+    apply_poll(store, YESTERDAY, T0 - timedelta(days=1), offer(item_id=YESTERDAY))
     with store.engine.begin() as conn:
         items = sa.table("items", sa.column("item_id"), sa.column("next_poll_at"))
         for item_id, due in ((ITEM_ID, NOW + minutes(10)), (OTHER_ITEM, NOW - minutes(1))):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import replace
 from decimal import Decimal
 
@@ -10,13 +11,16 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from monitor.db import recording
+from monitor.db.alerting import Alerting
 from monitor.db.engine import make_engine
-from monitor.db.records import PollOutcome, PollResult
+from monitor.db.records import PollOutcome
 from monitor.db.store import Store
 from monitor.domain import Change, ChangeKind, Offer
 from monitor.errors import StorageError
 from tests.factories import (
     ITEM_ID,
+    apply_poll,
     at,
     offer,
     parse_error,
@@ -58,7 +62,7 @@ def sorted_skus(o: Offer | None) -> Offer | None:
 
 def test_baseline_poll_stores_the_offer_and_reports_no_change(store: Store) -> None:
     first = offer()
-    result = store.apply_poll(ITEM_ID, at(0), first)
+    result = apply_poll(store, ITEM_ID, at(0), first)
 
     assert result.outcome is PollOutcome.BASELINE
     assert result.changes == ()
@@ -122,12 +126,12 @@ def test_unchanged_polls_add_only_poll_rows(
     store: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
     first = offer()
-    store.apply_poll(ITEM_ID, at(0), first)
+    apply_poll(store, ITEM_ID, at(0), first)
     before = row_counts(store.engine)
     with store.engine.connect() as conn:
         bytes_before = _state_bytes(conn)
 
-    outcomes = {store.apply_poll(ITEM_ID, at(i), offer()).outcome for i in range(1, 101)}
+    outcomes = {apply_poll(store, ITEM_ID, at(i), offer()).outcome for i in range(1, 101)}
 
     assert outcomes == {PollOutcome.UNCHANGED}
     after = row_counts(store.engine)
@@ -158,14 +162,14 @@ def test_unchanged_polls_add_only_poll_rows(
 
 def test_reordered_skus_and_rescaled_prices_are_no_change(store: Store) -> None:
     first = offer()
-    store.apply_poll(ITEM_ID, at(0), first)
+    apply_poll(store, ITEM_ID, at(0), first)
     last = first.skus[8]
     assert str(last.price) == "30.00"
     rescaled = (*first.skus[:8], replace(last, price=D("30.000")))
     shuffled = replace(first, skus=tuple(reversed(rescaled)), price_max=D("35.0"))
     before = row_counts(store.engine)
 
-    result = store.apply_poll(ITEM_ID, at(1), shuffled)
+    result = apply_poll(store, ITEM_ID, at(1), shuffled)
 
     assert (result.outcome, result.changes) == (PollOutcome.UNCHANGED, ())
     after = row_counts(store.engine)
@@ -175,12 +179,12 @@ def test_reordered_skus_and_rescaled_prices_are_no_change(store: Store) -> None:
 def test_full_comparison_when_the_state_digest_is_missing(store: Store) -> None:
     """``items.state_hash`` is only a shortcut: without it the rows are compared."""
     first = offer()
-    store.apply_poll(ITEM_ID, at(0), first)
+    apply_poll(store, ITEM_ID, at(0), first)
     with store.engine.begin() as conn:
         conn.execute(sa.text("UPDATE items SET state_hash = NULL"))
     before = row_counts(store.engine)
 
-    same = store.apply_poll(ITEM_ID, at(1), first)
+    same = apply_poll(store, ITEM_ID, at(1), first)
     assert (same.outcome, same.changes) == (PollOutcome.UNCHANGED, ())
     after = row_counts(store.engine)
     assert {t: after[t] - before[t] for t in STATE_TABLES} == dict.fromkeys(STATE_TABLES, 0)
@@ -188,10 +192,10 @@ def test_full_comparison_when_the_state_digest_is_missing(store: Store) -> None:
     with store.engine.begin() as conn:
         conn.execute(sa.text("UPDATE items SET state_hash = 'stale'"))
     cheaper = with_sku(first, first.skus[2].sku_id, price=D("30.10"))
-    changed = store.apply_poll(ITEM_ID, at(2), cheaper)
+    changed = apply_poll(store, ITEM_ID, at(2), cheaper)
     assert [c.kind for c in changed.changes] == [ChangeKind.PRICE_DROP]
     assert store.load_offer(ITEM_ID) == cheaper
-    again = store.apply_poll(ITEM_ID, at(3), cheaper)
+    again = apply_poll(store, ITEM_ID, at(3), cheaper)
     assert again.outcome is PollOutcome.UNCHANGED
 
 
@@ -200,13 +204,13 @@ def test_full_comparison_when_the_state_digest_is_missing(store: Store) -> None:
 
 def test_price_change_writes_one_sku_row_and_closes_one(store: Store) -> None:
     first = offer()
-    store.apply_poll(ITEM_ID, at(0), first)
+    apply_poll(store, ITEM_ID, at(0), first)
     target = first.skus[4]  # 27.00: neither the cheapest nor the dearest SKU
     second = with_sku(first, target.sku_id, price=D("26.10"))
     assert (second.price_min, second.price_max) == (first.price_min, first.price_max)
     before = row_counts(store.engine)
 
-    result = store.apply_poll(ITEM_ID, at(5), second)
+    result = apply_poll(store, ITEM_ID, at(5), second)
 
     assert result.outcome is PollOutcome.CHANGED
     assert result.changes == (
@@ -255,8 +259,8 @@ def test_state_at_any_time_is_rebuilt_exactly(store: Store) -> None:
     o5 = replace(o4, title="Women's leopard T-shirt (new season)")
     timeline = [(at(0), o1), (at(10), o2), (at(20), o3), (at(30), o4), (at(40), o5)]
     for when, polled in timeline:
-        store.apply_poll(ITEM_ID, when, polled)
-        store.apply_poll(ITEM_ID, when.replace(second=30), polled)  # unchanged repeat
+        apply_poll(store, ITEM_ID, when, polled)
+        apply_poll(store, ITEM_ID, when.replace(second=30), polled)  # unchanged repeat
 
     assert store.load_offer(ITEM_ID, at=at(-1)) is None
     checks = [
@@ -287,14 +291,14 @@ def test_state_at_any_time_is_rebuilt_exactly(store: Store) -> None:
 
 def test_sku_removed_and_added_and_tiers_changed(store: Store) -> None:
     o1 = offer()
-    store.apply_poll(ITEM_ID, at(0), o1)
+    apply_poll(store, ITEM_ID, at(0), o1)
     gone = o1.skus[8]
     new = sku("5888888888888", "30.00", 12, name="blue / M")
     o2 = with_tiers(
         plus_sku(without_sku(o1, gone.sku_id), new), [tier(1, "25.50"), tier(80, "24.00")]
     )
 
-    result = store.apply_poll(ITEM_ID, at(1), o2)
+    result = apply_poll(store, ITEM_ID, at(1), o2)
 
     kinds = sorted((c.kind, c.sku_id or str(c.min_qty)) for c in result.changes)
     assert kinds == sorted(
@@ -321,10 +325,10 @@ def test_sku_removed_and_added_and_tiers_changed(store: Store) -> None:
 @pytest.mark.parametrize("error", [timeout(), parse_error()], ids=["timeout", "parse"])
 def test_failed_poll_writes_a_poll_row_only(store: Store, error: Exception) -> None:
     first = offer()
-    store.apply_poll(ITEM_ID, at(0), first)
+    apply_poll(store, ITEM_ID, at(0), first)
     before = row_counts(store.engine)
 
-    result = store.apply_poll(ITEM_ID, at(1), error)  # type: ignore[arg-type]
+    result = apply_poll(store, ITEM_ID, at(1), error)  # type: ignore[arg-type]
 
     assert result.outcome is PollOutcome.FAILED
     assert result.changes == ()
@@ -355,7 +359,7 @@ def test_failed_poll_writes_a_poll_row_only(store: Store, error: Exception) -> N
     ]
 
     # The next success with the same offer is no change: a failure never looks like one.
-    again = store.apply_poll(ITEM_ID, at(2), first)
+    again = apply_poll(store, ITEM_ID, at(2), first)
     assert (again.outcome, again.changes) == (PollOutcome.UNCHANGED, ())
     item = store.item_row(ITEM_ID)
     assert item is not None
@@ -363,7 +367,7 @@ def test_failed_poll_writes_a_poll_row_only(store: Store, error: Exception) -> N
 
 
 def test_failure_before_any_success_creates_the_item_without_state(store: Store) -> None:
-    result = store.apply_poll(ITEM_ID, at(0), timeout())
+    result = apply_poll(store, ITEM_ID, at(0), timeout())
     assert result.outcome is PollOutcome.FAILED
     assert store.load_offer(ITEM_ID) is None
     counts = row_counts(store.engine)
@@ -374,10 +378,10 @@ def test_failure_before_any_success_creates_the_item_without_state(store: Store)
 
 def test_unavailable_after_n_417s_then_available_again(store: Store) -> None:
     first = offer()
-    store.apply_poll(ITEM_ID, at(0), first)
+    apply_poll(store, ITEM_ID, at(0), first)
 
     results = [
-        store.apply_poll(ITEM_ID, at(i), unavailable(), unavailable_after=3) for i in (1, 2, 3, 4)
+        apply_poll(store, ITEM_ID, at(i), unavailable(), unavailable_after=3) for i in (1, 2, 3, 4)
     ]
 
     assert [r.outcome for r in results] == [PollOutcome.UNAVAILABLE] * 4
@@ -389,7 +393,7 @@ def test_unavailable_after_n_417s_then_available_again(store: Store) -> None:
     assert item.last_changed_at == at(3)
     assert store.load_offer(ITEM_ID) == first
 
-    back = store.apply_poll(ITEM_ID, at(5), first)
+    back = apply_poll(store, ITEM_ID, at(5), first)
 
     assert back.outcome is PollOutcome.CHANGED
     assert back.changes == (Change(ChangeKind.ITEM_AVAILABLE),)
@@ -405,10 +409,10 @@ def test_unavailable_after_n_417s_then_available_again(store: Store) -> None:
 
 def test_first_success_after_417s_is_a_silent_baseline(store: Store) -> None:
     for i in range(3):
-        store.apply_poll(ITEM_ID, at(i), unavailable(), unavailable_after=3)
+        apply_poll(store, ITEM_ID, at(i), unavailable(), unavailable_after=3)
     assert [c.change.kind for c in store.changes_for(ITEM_ID)] == [ChangeKind.ITEM_UNAVAILABLE]
 
-    result = store.apply_poll(ITEM_ID, at(3), offer())
+    result = apply_poll(store, ITEM_ID, at(3), offer())
 
     assert (result.outcome, result.changes) == (PollOutcome.BASELINE, ())
     item = store.item_row(ITEM_ID)
@@ -418,16 +422,22 @@ def test_first_success_after_417s_is_a_silent_baseline(store: Store) -> None:
 # -- atomicity ------------------------------------------------------------------------------
 
 
-def test_extra_runs_in_the_poll_transaction(store: Store) -> None:
+def test_the_alert_step_runs_in_the_poll_transaction(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: list[tuple[int, str]] = []
 
-    def extra(conn: Connection, result: PollResult) -> None:
-        row = conn.execute(
-            sa.text("SELECT id, outcome FROM polls WHERE id = :id"), {"id": result.poll_id}
-        ).one()
-        seen.append((row.id, row.outcome))
+    def spy(conn: Connection, polls: Sequence[Alerting]) -> list[None]:
+        for entry in polls:
+            row = conn.execute(
+                sa.text("SELECT id, outcome FROM polls WHERE id = :id"),
+                {"id": entry.poll.poll_id},
+            ).one()
+            seen.append((row.id, row.outcome))
+        return [None] * len(polls)
 
-    result = store.apply_poll(ITEM_ID, at(0), offer(), extra=extra)
+    monkeypatch.setattr(recording, "record_alerts", spy)
+    result = apply_poll(store, ITEM_ID, at(0), offer())
     assert seen == [(result.poll_id, "baseline")]
 
 
@@ -435,32 +445,39 @@ class Boom(RuntimeError):
     pass
 
 
-def _explode(conn: Connection, result: PollResult) -> None:
+def _explode(conn: Connection, polls: Sequence[Alerting]) -> list[None]:
     raise Boom("outbox write failed")
 
 
-def test_nothing_is_written_when_extra_raises_on_the_first_poll(store: Store) -> None:
+def test_nothing_is_written_when_the_alert_step_raises_on_the_first_poll(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recording, "record_alerts", _explode)
     with pytest.raises(Boom):
-        store.apply_poll(ITEM_ID, at(0), offer(), extra=_explode)
+        apply_poll(store, ITEM_ID, at(0), offer())
     assert row_counts(store.engine) == dict.fromkeys(TABLES, 0)
     assert store.item_row(ITEM_ID) is None
 
 
-def test_nothing_is_written_when_extra_raises_on_a_change(store: Store) -> None:
+def test_nothing_is_written_when_the_alert_step_raises_on_a_change(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = offer()
-    store.apply_poll(ITEM_ID, at(0), first)
+    apply_poll(store, ITEM_ID, at(0), first)
     before = row_counts(store.engine)
     item_before = store.item_row(ITEM_ID)
     changed = with_sku(first, first.skus[0].sku_id, price=D("19.99"), stock=0, sold_out=True)
 
-    with pytest.raises(Boom):
-        store.apply_poll(ITEM_ID, at(1), changed, extra=_explode)
+    with monkeypatch.context() as patched:
+        patched.setattr(recording, "record_alerts", _explode)
+        with pytest.raises(Boom):
+            apply_poll(store, ITEM_ID, at(1), changed)
 
     assert row_counts(store.engine) == before
     assert store.item_row(ITEM_ID) == item_before
     assert store.load_offer(ITEM_ID) == first
     # The same poll goes through afterwards and reports the change.
-    result = store.apply_poll(ITEM_ID, at(2), changed)
+    result = apply_poll(store, ITEM_ID, at(2), changed)
     assert {c.kind for c in result.changes} == {ChangeKind.PRICE_DROP, ChangeKind.SOLD_OUT}
 
 
@@ -475,9 +492,9 @@ def test_concurrent_writers_do_not_collide(migrated_url: str) -> None:
     def run(store: Store, own_item: int) -> None:
         try:
             barrier.wait()
-            outcomes[ITEM_ID].append(store.apply_poll(ITEM_ID, at(0), offer()).outcome)
+            outcomes[ITEM_ID].append(apply_poll(store, ITEM_ID, at(0), offer()).outcome)
             for i in range(15):
-                result = store.apply_poll(own_item, at(i), offer(item_id=own_item))
+                result = apply_poll(store, own_item, at(i), offer(item_id=own_item))
                 outcomes[own_item].append(result.outcome)
         except BaseException as exc:
             errors.append(exc)
@@ -506,16 +523,16 @@ def test_concurrent_writers_do_not_collide(migrated_url: str) -> None:
 
 def test_rejects_naive_time_and_wrong_item(store: Store) -> None:
     with pytest.raises(ValueError, match="timezone"):
-        store.apply_poll(ITEM_ID, at(0).replace(tzinfo=None), offer())
+        apply_poll(store, ITEM_ID, at(0).replace(tzinfo=None), offer())
     with pytest.raises(ValueError, match="not 1"):
-        store.apply_poll(1, at(0), offer())
+        apply_poll(store, 1, at(0), offer())
     assert row_counts(store.engine)["polls"] == 0
 
 
 def test_rejects_a_poll_older_than_the_stored_state(store: Store) -> None:
-    store.apply_poll(ITEM_ID, at(10), offer())
+    apply_poll(store, ITEM_ID, at(10), offer())
     with pytest.raises(ValueError, match="before the stored state"):
-        store.apply_poll(ITEM_ID, at(5), offer())
+        apply_poll(store, ITEM_ID, at(5), offer())
     assert row_counts(store.engine)["polls"] == 1
 
 
@@ -523,7 +540,7 @@ def test_database_errors_become_storage_errors(db_url: str) -> None:
     store = Store(make_engine(db_url))
     try:
         with pytest.raises(StorageError, match=f"recording a poll of item {ITEM_ID}"):
-            store.apply_poll(ITEM_ID, at(0), offer())  # no schema: the tables are missing
+            apply_poll(store, ITEM_ID, at(0), offer())  # no schema: the tables are missing
         with pytest.raises(StorageError, match="listing items"):
             store.list_items()
     finally:
@@ -535,12 +552,12 @@ def test_database_errors_become_storage_errors(db_url: str) -> None:
 
 def test_poll_counts_and_item_listing(store: Store) -> None:
     other = 610947572360
-    store.apply_poll(ITEM_ID, at(0), offer())
-    store.apply_poll(ITEM_ID, at(1), offer())
-    store.apply_poll(ITEM_ID, at(2), with_sku(offer(), offer().skus[0].sku_id, stock=3))
-    store.apply_poll(ITEM_ID, at(3), timeout())
-    store.apply_poll(ITEM_ID, at(4), unavailable())
-    store.apply_poll(other, at(5), offer(item_id=other))
+    apply_poll(store, ITEM_ID, at(0), offer())
+    apply_poll(store, ITEM_ID, at(1), offer())
+    apply_poll(store, ITEM_ID, at(2), with_sku(offer(), offer().skus[0].sku_id, stock=3))
+    apply_poll(store, ITEM_ID, at(3), timeout())
+    apply_poll(store, ITEM_ID, at(4), unavailable())
+    apply_poll(store, other, at(5), offer(item_id=other))
 
     mine = store.poll_counts(ITEM_ID)
     assert (mine.baseline, mine.unchanged, mine.changed, mine.failed, mine.unavailable) == (

@@ -31,7 +31,17 @@ from monitor.db.records import PollResult
 from monitor.db.store import Store
 from monitor.db.views import ALERT_LOG, LATEST_PRICES, PRICE_HISTORY, VIEWS_METADATA
 from monitor.domain import Offer
-from tests.factories import ITEM_ID, at, offer, plus_sku, sku, timeout, with_sku, without_sku
+from tests.factories import (
+    ITEM_ID,
+    apply_poll,
+    at,
+    offer,
+    plus_sku,
+    sku,
+    timeout,
+    with_sku,
+    without_sku,
+)
 from tests.outbox_helpers import group, target
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,11 +66,11 @@ def build_history(store: Store, times: list[datetime]) -> list[Offer]:
     base = offer()
     second = with_sku(with_sku(base, SKU0, price=Decimal("25.90")), SKU3, stock=0, sold_out=True)
     third = plus_sku(without_sku(second, SKU8), sku(NEW_SKU, "19.99", 40, name="blue / M"))
-    store.apply_poll(ITEM_ID, times[0], base)
-    store.apply_poll(ITEM_ID, times[1], second)
-    store.apply_poll(ITEM_ID, times[2], third)
-    store.apply_poll(ITEM_ID, times[3], timeout())
-    store.apply_poll(ITEM_ID, times[4], third)
+    apply_poll(store, ITEM_ID, times[0], base)
+    apply_poll(store, ITEM_ID, times[1], second)
+    apply_poll(store, ITEM_ID, times[2], third)
+    apply_poll(store, ITEM_ID, times[3], timeout())
+    apply_poll(store, ITEM_ID, times[4], third)
     _names(store.engine, ITEM_ID, "Leopard robe")
     return [base, second, third]
 
@@ -134,15 +144,16 @@ def test_latest_prices_is_the_current_row_of_every_offered_sku(store: Store) -> 
 
 
 def alerting_poll(store: Store, when: datetime, item: Offer, targets: list[Any]) -> PollResult:
-    def extra(conn: Connection, poll: PollResult) -> None:
+    """Record a poll of ``item`` and enqueue an alert group for it, as the alert step does."""
+    poll = apply_poll(store, item.item_id, when, item)
+    with write_transaction(store.engine) as conn:
         enqueue(conn, group(item.item_id, when=when), poll.poll_id, targets, when)
-
-    return store.apply_poll(item.item_id, when, item, extra=extra)
+    return poll
 
 
 def test_alert_log_shows_each_alert_per_target_with_its_delivery_state(store: Store) -> None:
     base = offer()
-    store.apply_poll(ITEM_ID, T[0], base)
+    apply_poll(store, ITEM_ID, T[0], base)
     _names(store.engine, ITEM_ID, "Leopard robe")
     slack, mail, daily = target("slack"), target("mail"), target("daily", digest=time(9, 0))
     poll = alerting_poll(
@@ -207,7 +218,7 @@ def test_price_rows_window_and_sku_glob(store: Store) -> None:
 def test_iter_price_history_streams_every_row(store: Store) -> None:
     build_history(store, T)
     other = offer(item_id=OTHER_ITEM, skus=[sku("7001", "8.80", 5, name="only")])
-    store.apply_poll(OTHER_ITEM, T[1], other)
+    apply_poll(store, OTHER_ITEM, T[1], other)
     statements: list[tuple[str, dict[str, Any], type]] = []
 
     def spy(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
@@ -263,7 +274,7 @@ def test_outside_reader_and_the_store_writing_do_not_block_each_other(
 ) -> None:
     store, path = sqlite_store
     base = offer()
-    store.apply_poll(ITEM_ID, at(0), base)
+    apply_poll(store, ITEM_ID, at(0), base)
     reader = _outside_reader(path)
     try:
         assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
@@ -273,7 +284,7 @@ def test_outside_reader_and_the_store_writing_do_not_block_each_other(
         current = base
         for minute in range(1, 6):
             current = with_sku(current, SKU0, price=Decimal(f"{29 - minute}.50"))
-            store.apply_poll(ITEM_ID, at(minute), current)
+            apply_poll(store, ITEM_ID, at(minute), current)
         # The reader still sees its snapshot, then the new rows once it ends.
         assert reader.execute("SELECT count(*) FROM price_history").fetchone() == before
         reader.execute("COMMIT")
@@ -292,7 +303,7 @@ def test_outside_reader_reads_while_a_write_transaction_is_open(
     sqlite_store: tuple[Store, Path],
 ) -> None:
     store, path = sqlite_store
-    store.apply_poll(ITEM_ID, at(0), offer())
+    apply_poll(store, ITEM_ID, at(0), offer())
     reader = _outside_reader(path)
     try:
         with write_transaction(store.engine) as conn:
@@ -388,24 +399,24 @@ def test_documented_queries_relative_to_now(store: Store) -> None:
             sku("d", "10.00", 10, name="D"),
         ]
     )
-    store.apply_poll(ITEM_ID, days(120), base)
+    apply_poll(store, ITEM_ID, days(120), base)
     step = with_sku(base, "a", price=Decimal("12.00"))  # long ago: outside 90 days
-    store.apply_poll(ITEM_ID, days(100), step)
+    apply_poll(store, ITEM_ID, days(100), step)
     step = with_sku(step, "a", price=Decimal("29.00"))
-    store.apply_poll(ITEM_ID, days(95), step)
+    apply_poll(store, ITEM_ID, days(95), step)
     step = with_sku(step, "b", price=Decimal("22.00"))
-    store.apply_poll(ITEM_ID, days(40), step)
+    apply_poll(store, ITEM_ID, days(40), step)
     # This week: b drops exactly 10 %, c by 9.8 %, d by 30 % and then sells out.
     step = with_sku(step, "b", price=Decimal("19.80"))
     step = with_sku(step, "c", price=Decimal("45.10"))
     step = with_sku(step, "d", price=Decimal("7.00"))
-    store.apply_poll(ITEM_ID, days(3), step)
+    apply_poll(store, ITEM_ID, days(3), step)
     step = with_sku(step, "d", stock=0, sold_out=True)
-    store.apply_poll(ITEM_ID, days(1), step)
+    apply_poll(store, ITEM_ID, days(1), step)
     gone = replace(
         offer(item_id=OTHER_ITEM, skus=[sku("z", "5.00", 0, name="Z")]), title="Sold out robe"
     )
-    store.apply_poll(OTHER_ITEM, days(2), gone)
+    apply_poll(store, OTHER_ITEM, days(2), gone)
     _names(store.engine, OTHER_ITEM, "Gone")
 
     queries = doc_queries(store.engine.dialect.name)

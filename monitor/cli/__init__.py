@@ -13,6 +13,7 @@ from typing import IO, Any
 import click
 
 from monitor import __version__
+from monitor.alerts.console import register_console_target
 from monitor.cli.chart import chart
 from monitor.cli.check import check
 from monitor.cli.completion import completion
@@ -80,6 +81,7 @@ def cli(log_level: str, log_format: str) -> None:
       monitor db upgrade                  bring the database schema up to date
     """
     setup_logging(log_level, fmt=log_format)
+    register_console_target()  # ``console://`` prints alerts on the terminal
 
 
 cli.add_command(check)

@@ -1,4 +1,4 @@
-"""``monitor check``: fetch, store and diff offers once, and print them."""
+"""``monitor check``: fetch, store, diff and alert on offers once, and print them."""
 
 from __future__ import annotations
 
@@ -6,20 +6,22 @@ import asyncio
 import json
 import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from monitor.cli.common import tmapi_settings
+from monitor.cli.common import SIMULATE_HELP, FoundWatchlist, tmapi_settings, watchlist_for_check
 from monitor.db.store import PollOutcome, PollResult, Store
 from monitor.domain import Change, Offer
 from monitor.formatting import describe_change, format_money
-from monitor.poller import PollOptions, poll_item
-from monitor.tmapi.client import TmapiClient
+from monitor.poller import check_items, utc_now
+from monitor.tmapi.client import LANGUAGES as TMAPI_LANGUAGES
+from monitor.tmapi.client import TmapiClient, TmapiSettings
 
-LANGUAGES = ["en", "zh", "ru", "th", "pt", "es", "tr", "vi", "ja", "ko"]
+LANGUAGES = sorted(TMAPI_LANGUAGES)
 
 
 @click.command()
@@ -28,26 +30,52 @@ LANGUAGES = ["en", "zh", "ru", "th", "pt", "es", "tr", "vi", "ja", "ko"]
 @click.option(
     "--language",
     type=click.Choice(LANGUAGES),
-    default="en",
-    show_default=True,
-    help="Language TMAPI translates titles and SKU names into.",
+    default=None,
+    help="Language TMAPI translates titles and SKU names into "
+    "(default: the item's language on the watchlist, else en).",
 )
-def check(item_ids: tuple[int, ...], as_json: bool, language: str) -> None:
-    """Fetch ITEM_IDS now, store them and show what changed since the last check.
+@click.option(
+    "--watchlist",
+    "path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="The watchlist whose rules alert on what the check finds (default ./watchlist.toml, "
+    "or $MONITOR_WATCHLIST, else the item settings stored by the last monitor run).",
+)
+@click.option("--simulate", is_flag=True, help=SIMULATE_HELP)
+def check(
+    item_ids: tuple[int, ...],
+    as_json: bool,
+    language: str | None,
+    path: Path | None,
+    simulate: bool,
+) -> None:
+    """Fetch ITEM_IDS now, store them and show what changed since the last poll.
 
-    The first check of an item is its baseline; later checks list each change
-    (prices, stock, sold-out state, quantity breaks). Without TMAPI_TOKEN the
-    built-in simulated TMAPI answers.
+    The first poll of an item is its baseline; later checks list each change
+    (prices, stock, sold-out state, quantity breaks). A change a check finds
+    is alerted like one the daemon finds: the item's rules on the watchlist
+    decide, and the messages are queued for its targets (the running daemon
+    delivers them). An item on no watchlist is stored and alerts nobody.
+
+    Needs TMAPI_TOKEN (or TMAPI_TOKEN_FILE); --simulate polls the built-in
+    simulated TMAPI instead.
 
     \b
     Examples:
       monitor check 652702302959
       monitor check 652702302959 610947572360 --json --language zh
+      monitor check 652702302959 --simulate
     """
-    results = asyncio.run(_check(item_ids, PollOptions(language=language)))
+    with tmapi_settings(item_ids, simulate=simulate) as tmapi:
+        found, results = asyncio.run(_check(item_ids, tmapi, path, language))
     failed = False
     console = Console()
-    for result in results:
+    for item_id, result in zip(item_ids, results, strict=True):
+        if isinstance(result, Exception):
+            failed = True
+            click.echo(f"item {item_id}: not recorded: {result}", err=True)
+            continue
         if result.outcome is PollOutcome.FAILED or result.offer is None:
             failed = True
             message = result.error_message or "failed"
@@ -58,8 +86,13 @@ def check(item_ids: tuple[int, ...], as_json: bool, language: str) -> None:
         if as_json:
             continue
         _print_result(console, result)
+        _print_alerts(console, result, found)
     if as_json:
-        objects = [result_json(r) for r in results if r.offer is not None]
+        objects = [
+            result_json(r, found)
+            for r in results
+            if not isinstance(r, Exception) and r.offer is not None
+        ]
         if len(item_ids) == 1 and objects:
             click.echo(json.dumps(objects[0], ensure_ascii=False, indent=2))
         else:
@@ -69,14 +102,35 @@ def check(item_ids: tuple[int, ...], as_json: bool, language: str) -> None:
         sys.exit(1)
 
 
-async def _check(item_ids: tuple[int, ...], options: PollOptions) -> list[PollResult]:
+async def _check(
+    item_ids: tuple[int, ...], tmapi: TmapiSettings, path: Path | None, language: str | None
+) -> tuple[FoundWatchlist, list[PollResult | Exception]]:
     store = await asyncio.to_thread(Store.open)
     try:
-        with tmapi_settings(item_ids) as settings:
-            async with TmapiClient(settings) as client:
-                return [await poll_item(client, store, i, options) for i in item_ids]
+        await asyncio.to_thread(store.check_source, tmapi.source, utc_now())
+        found = await asyncio.to_thread(watchlist_for_check, path, store)
+        async with TmapiClient(tmapi) as client:
+            results = await check_items(client, store, found.watchlist, item_ids, language=language)
+        return found, results
     finally:
         await asyncio.to_thread(store.close)
+
+
+def _rules_of(result: PollResult, found: FoundWatchlist) -> bool:
+    return found.watchlist is not None and found.watchlist.item(result.item_id) is not None
+
+
+def _print_alerts(console: Console, result: PollResult, found: FoundWatchlist) -> None:
+    if not _rules_of(result, found):
+        console.print(
+            f"[dim]Item {result.item_id} is on no watchlist ({found.origin}): "
+            "no alert rules apply.[/dim]\n"
+        )
+    elif result.alerted:
+        console.print(
+            f"Alert queued for {', '.join(result.alerted)}: the running daemon delivers it "
+            f"(rules from {found.origin}).\n"
+        )
 
 
 def _str(value: object) -> object:
@@ -122,12 +176,14 @@ def offer_json(offer: Offer) -> dict[str, Any]:
     }
 
 
-def result_json(result: PollResult) -> dict[str, Any]:
+def result_json(result: PollResult, found: FoundWatchlist) -> dict[str, Any]:
     assert result.offer is not None
     obj = offer_json(result.offer)
     obj["outcome"] = str(result.outcome)
     obj["polled_at"] = result.polled_at.isoformat()
     obj["changes"] = [change_json(c) for c in result.changes]
+    obj["watched"] = _rules_of(result, found)
+    obj["alerted"] = list(result.alerted)
     return obj
 
 

@@ -1,31 +1,90 @@
-"""Pieces shared by several commands: TMAPI endpoint selection, the store."""
+"""Pieces shared by the commands that poll: where TMAPI is, which watchlist applies."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass
+from pathlib import Path
 
 import click
 
+from monitor.cli.validate import default_watchlist
+from monitor.db import meta
+from monitor.db.store import Store
+from monitor.domain import PollSource
+from monitor.errors import ConfigError
 from monitor.tmapi.client import TmapiSettings
 from monitor.tmapi.simulator import SimulatedTmapi
+from monitor.watchlist import Watchlist, load_watchlist
+from monitor.watchlist_snapshot import from_document
 
 log = logging.getLogger(__name__)
 
+SIMULATE_HELP = (
+    "Poll the built-in simulated TMAPI on 127.0.0.1 instead of the real one: made-up "
+    "offers whose suppliers cut prices, sell out and restock every few polls. Needs no "
+    "token; a database holding real polls refuses simulated ones."
+)
+NO_CREDENTIALS = (
+    "TMAPI_TOKEN is not set (nor TMAPI_TOKEN_FILE): set it to poll TMAPI, "
+    "or add --simulate to try the built-in simulated TMAPI (made-up prices, no account)"
+)
+
 
 @contextmanager
-def tmapi_settings(item_ids: Iterable[int] = ()) -> Iterator[TmapiSettings]:
-    """TMAPI settings from the environment; without a token, a simulated TMAPI.
+def tmapi_settings(item_ids: Iterable[int] = (), *, simulate: bool) -> Iterator[TmapiSettings]:
+    """How to reach TMAPI: from the environment, or the simulator with ``simulate``.
 
-    The simulated server runs on 127.0.0.1 for as long as the ``with`` block,
-    and serves the requested items (generated from the documented example).
+    Without a token and without ``simulate`` nothing is polled: ConfigError
+    naming ``TMAPI_TOKEN``, ``TMAPI_TOKEN_FILE`` and ``--simulate``. The
+    simulated server runs on 127.0.0.1 for as long as the ``with`` block,
+    serves the requested items and moves their prices and stock by itself.
     """
-    settings = TmapiSettings.from_env()
-    if settings.token:
+    if not simulate:
+        settings = TmapiSettings.from_env()
+        if not settings.token:
+            raise ConfigError(NO_CREDENTIALS)
         yield settings
         return
-    click.echo("TMAPI_TOKEN is not set: using the built-in simulated TMAPI on 127.0.0.1.", err=True)
-    with SimulatedTmapi(items=sorted(set(item_ids)) or 5) as sim:
-        yield replace(settings, base_url=sim.base_url)
+    with SimulatedTmapi(items=sorted(set(item_ids)) or 5, market=True) as sim:
+        click.echo(
+            f"--simulate: polling the built-in simulated TMAPI at {sim.base_url} "
+            "(made-up offers; no TMAPI call is made)",
+            err=True,
+        )
+        yield TmapiSettings(base_url=sim.base_url, timeout=10, source=PollSource.SIMULATED)
+
+
+@dataclass(frozen=True, slots=True)
+class FoundWatchlist:
+    """The watchlist whose rules a ``monitor check`` applies, and where it came from."""
+
+    watchlist: Watchlist | None
+    origin: str
+
+
+def watchlist_for_check(path: Path | None, store: Store) -> FoundWatchlist:
+    """The watchlist the way ``monitor run`` finds it, else the one the last run stored.
+
+    ``path`` (``--watchlist``) must exist and be valid. Without it,
+    ``$MONITOR_WATCHLIST`` or ``./watchlist.toml`` is used when it exists,
+    else the item settings the last ``monitor run`` stored in the database;
+    with none of them, no rules apply.
+    """
+    file = path or default_watchlist()
+    if path is not None or file.is_file():
+        watchlist = load_watchlist(file)
+        return FoundWatchlist(watchlist, str(file))
+    document = meta.load_watchlist_document(store.engine)
+    if document is not None:
+        try:
+            stored = from_document(document)
+        except ValueError as exc:
+            log.warning("the item settings stored by the last monitor run: %s", exc)
+        else:
+            return FoundWatchlist(
+                stored, f"the item settings stored by the last monitor run ({stored.path})"
+            )
+    return FoundWatchlist(None, f"no watchlist ({file} does not exist)")

@@ -14,19 +14,19 @@ from pathlib import Path
 
 import click
 
-from monitor.alerts.pipeline import record_alerts_batch
-from monitor.cli.common import tmapi_settings
+from monitor.cli.common import SIMULATE_HELP, tmapi_settings
 from monitor.cli.validate import WATCHLIST_OPTION_HELP, default_watchlist
 from monitor.daemon import runtime
+from monitor.daemon.app import open_daemon
 from monitor.daemon.reload import WatchlistReloader
 from monitor.daemon.runner import RoundObserver, RunnerOptions, serve
-from monitor.daemon.service import Daemon, DaemonOptions
-from monitor.daemon.throttle import AdaptiveThrottle
+from monitor.daemon.service import DaemonOptions
 from monitor.db.store import PollOutcome, PollResult, Store
 from monitor.errors import ConfigError
 from monitor.health import Health, MetricsServer, probe_database
 from monitor.metrics import Metrics, watch_loop_lag
-from monitor.tmapi.client import TmapiClient
+from monitor.poller import utc_now
+from monitor.tmapi.client import TmapiSettings
 from monitor.watchlist import Watchlist, load_watchlist, watched_items
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ class Endpoint:
     help=WATCHLIST_OPTION_HELP,
 )
 @click.option("--once", is_flag=True, help="Poll every enabled item once, deliver, and exit.")
+@click.option("--simulate", is_flag=True, help=SIMULATE_HELP)
 @click.option(
     "--migrate", is_flag=True, help="Upgrade a PostgreSQL schema at start (SQLite always is)."
 )
@@ -90,6 +91,7 @@ class Endpoint:
 def run(  # noqa: PLR0917 (click passes every option by position)
     path: Path | None,
     once: bool,
+    simulate: bool,
     migrate: bool,
     lease: int,
     grace: float,
@@ -108,12 +110,16 @@ def run(  # noqa: PLR0917 (click passes every option by position)
     gives Prometheus metrics: polls and failures by reason, changes by kind,
     notifications by state, TMAPI calls, poll latency, event-loop lag.
 
+    Needs TMAPI_TOKEN (or TMAPI_TOKEN_FILE); --simulate polls the built-in
+    simulated TMAPI instead, whose suppliers move by themselves.
+
     \b
     Examples:
       monitor run
       monitor run --watchlist /etc/1688-monitor/watchlist.toml --migrate
       monitor run --metrics-port 9688        # /healthz and /metrics on 127.0.0.1:9688
       monitor run --once          # for cron: poll everything once and exit
+      monitor run --simulate      # try it without an account
     """
     if once and metrics_port is not None:
         raise click.UsageError("--metrics-port serves a running daemon; it has no use with --once")
@@ -130,15 +136,26 @@ def run(  # noqa: PLR0917 (click passes every option by position)
     endpoint = None
     if metrics_port is not None:
         endpoint = Endpoint(metrics_host, metrics_port, stall_after)
-    results = runtime.run(
-        _run(watchlist, once=once, migrate=migrate, options=options, grace=grace, endpoint=endpoint)
-    )
+    watched = [item.id for item in watched_items(watchlist)]
+    with tmapi_settings(watched, simulate=simulate) as tmapi:
+        results = runtime.run(
+            _run(
+                watchlist,
+                tmapi,
+                once=once,
+                migrate=migrate,
+                options=options,
+                grace=grace,
+                endpoint=endpoint,
+            )
+        )
     if once:
         _print_once(results)
 
 
 async def _run(
     watchlist: Watchlist,
+    tmapi: TmapiSettings,
     *,
     once: bool,
     migrate: bool,
@@ -147,43 +164,28 @@ async def _run(
     endpoint: Endpoint | None = None,
 ) -> list[PollResult]:
     store = await asyncio.to_thread(Store.open, None, migrate=migrate)
-    settings = watchlist.settings
-    throttle = AdaptiveThrottle(settings.max_requests_per_second, settings.max_concurrency)
-    metrics = Metrics() if endpoint is not None else None
-    gate = throttle.call if metrics is None else metrics.timed_gate(throttle.call)
     try:
-        with tmapi_settings(item.id for item in watched_items(watchlist)) as tmapi:
-            async with TmapiClient.with_aiohttp(tmapi, gate=gate) as client:
-                daemon = Daemon(
-                    store=store,
-                    client=client,
-                    throttle=throttle,
-                    watchlist=watchlist,
-                    options=options,
-                    on_poll=None if metrics is None else metrics.poll_hook(),
-                    on_polls=record_alerts_batch,
-                )
-                runtime.settle_gc()
-                if once:
-                    await daemon.apply_watchlist(watchlist)
-                    results = await daemon.run_once()
-                    await daemon.deliver_all()
-                    return results
-                reloader = WatchlistReloader(watchlist.path, watchlist)
-                runner = RunnerOptions(grace=grace)
-                if metrics is None or endpoint is None:
-                    await serve(daemon, reloader, options=runner, deliver=daemon.deliver)
-                    return []
-                metrics.count_calls(lambda: client.calls)
-                async with _observed(store, metrics, endpoint) as health:
-                    await serve(
-                        daemon,
-                        reloader,
-                        options=runner,
-                        deliver=metrics.deliver_job(daemon.deliver),
-                        on_round=_round_observer(health, metrics),
-                    )
+        await asyncio.to_thread(store.check_source, tmapi.source, utc_now())
+        async with open_daemon(store, watchlist, tmapi, options=options) as daemon:
+            runtime.settle_gc()
+            if once:
+                results = await daemon.run_once()
+                await daemon.deliver_all()
+                return results
+            reloader = WatchlistReloader(watchlist.path, watchlist)
+            runner = RunnerOptions(grace=grace)
+            if endpoint is None:
+                await serve(daemon, reloader, options=runner, deliver=daemon.deliver)
                 return []
+            async with _observed(store, daemon.metrics, endpoint) as health:
+                await serve(
+                    daemon,
+                    reloader,
+                    options=runner,
+                    deliver=daemon.deliver,
+                    on_round=_round_observer(health, daemon.metrics),
+                )
+            return []
     finally:
         await asyncio.to_thread(store.close)
 

@@ -118,7 +118,8 @@ async def serve(
         if pruned:
             log.info("housekeeping: %d unchanged polls older than %s pruned", pruned, cutoff)
 
-    await daemon.apply_watchlist(reloader.current)
+    if daemon.applied is not reloader.current:
+        await daemon.apply_watchlist(reloader.current)
     scheduler = AsyncIOScheduler(timezone=UTC, event_loop=loop)
     common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
     now = datetime.now(UTC)

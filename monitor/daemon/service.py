@@ -16,32 +16,28 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-
-from sqlalchemy import Connection
 
 from monitor.alerts.deliver import DeliveryReport, default_sender, deliver_due
 from monitor.alerts.sender import AppriseSender
 from monitor.daemon.throttle import AdaptiveThrottle
 from monitor.daemon.timing import first_poll_at, next_poll_at
 from monitor.daemon.writer import PollWriter
-from monitor.db import leases
-from monitor.db.store import Lease, PollResult, PollWrite, Store
+from monitor.db import leases, meta
+from monitor.db.store import Lease, PollResult, Store
 from monitor.domain import Offer
 from monitor.errors import MonitorError, ParseError, TmapiError, TmapiTimeout
-from monitor.poller import PollOptions, fetch_offer, utc_now
+from monitor.metrics import Metrics
+from monitor.poller import PollOptions, fetch_offer, poll_write, utc_now
 from monitor.tmapi.client import TmapiClient
 from monitor.watchlist import Item, Watchlist, watched_items
+from monitor.watchlist_snapshot import to_document
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-#: Extra writes in a poll's transaction (alert rules and outbox rows).
-PollHook = Callable[[Connection, PollResult, Item, Watchlist], object]
-#: The same for every poll of a batch at once, in the batch's transaction.
-PollsHook = Callable[[Connection, Sequence[tuple[PollResult, Item]], Watchlist], object]
 
 
 def _without_offer(poll: PollResult) -> PollResult:
@@ -77,9 +73,8 @@ class Daemon:
         options: DaemonOptions | None = None,
         clock: Clock = utc_now,
         rng: random.Random | None = None,
-        on_poll: PollHook | None = None,
-        on_polls: PollsHook | None = None,
         sender: AppriseSender | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -88,17 +83,17 @@ class Daemon:
         self.options = options or DaemonOptions()
         self.clock = clock
         self.rng = rng or random.Random()
-        self.on_poll = on_poll
-        self.on_polls = on_polls
         self.sender = sender
+        #: Counts polls, changes and deliveries from their results (``/metrics``).
+        self.metrics = metrics or Metrics()
         #: Records finished polls in batches (see :mod:`monitor.daemon.writer`).
-        self.writer = PollWriter(store, after=None if on_polls is None else self._after_batch)
-        #: The item and watchlist of each poll being recorded, for ``on_polls``.
-        self._recording: dict[int, tuple[Item, Watchlist]] = {}
+        self.writer = PollWriter(store)
         self._index: tuple[Watchlist, dict[int, Item]] | None = None
         self.in_flight: dict[int, asyncio.Task[PollResult | None]] = {}
         #: Claim queries running in worker threads (see :meth:`_claim`).
         self._claims: set[asyncio.Future[list[int]]] = set()
+        #: The watchlist last applied to the database (:meth:`apply_watchlist`).
+        self.applied: Watchlist | None = None
         self.paused_until: datetime | None = None
         self.stopping = False
         self.polls_done = 0
@@ -138,6 +133,10 @@ class Daemon:
             }
             del before
             await asyncio.to_thread(leases.bring_forward, self.store.engine, shortened)
+        await asyncio.to_thread(
+            meta.save_watchlist_document, self.store.engine, to_document(watchlist), now
+        )
+        self.applied = watchlist
         if report.added or report.removed:
             log.info(
                 "watchlist: %d items watched (%d added, %d removed)",
@@ -263,17 +262,12 @@ class Daemon:
                 leases.release, self.store.engine, self.options.owner, [item_id]
             )
             return None
-        settings = self.watchlist.settings
-        options = PollOptions(
-            language=item.rules.language,
-            scene=settings.scene,
-            optimize_title=settings.optimize_title,
-            unavailable_after=settings.unavailable_after,
-        )
+        watchlist = self.watchlist
+        settings = watchlist.settings
+        options = PollOptions.of(watchlist, item)
         result = await self._fetch(item_id, options)
         if fetched is not None and not fetched.done():
             fetched.set_result(None)
-        watchlist = self.watchlist
         jitter = settings.jitter
 
         def schedule(poll: PollResult, failures: int) -> datetime:
@@ -284,49 +278,25 @@ class Daemon:
                 due = poll.polled_at + self.options.quota_probe
             return due
 
-        extra = None
-        if self.on_poll is not None:
-            hook = self.on_poll
-
-            def extra(conn: Connection, poll: PollResult) -> None:
-                hook(conn, poll, item, watchlist)
-
-        write = PollWrite(
+        write = poll_write(
+            self.client,
             item_id,
             self.clock(),
             result,
-            options.unavailable_after,
+            watchlist=watchlist,
+            item=item,
+            options=options,
             lease=Lease(self.options.owner, schedule),
-            extra=extra,
         )
-        self._recording[item_id] = (item, watchlist)
-        cancelled = False
         try:
             poll = await self.writer.write(write)
-        except asyncio.CancelledError:
-            cancelled = True  # its batch may be running: ``on_polls`` still needs the entry
-            raise
         except leases.LeaseLost as exc:
             log.warning("%s", exc)
             return None
-        finally:
-            if not cancelled:
-                self._recording.pop(item_id, None)
         self.polls_done += 1
+        self.metrics.record_poll(poll)
         self._after_poll(poll)
         return poll
-
-    def _after_batch(self, conn: Connection, polls: Sequence[PollResult]) -> None:
-        """The ``on_polls`` hook for one batch, per watchlist the polls were made under."""
-        hook = self.on_polls
-        if hook is None:
-            return
-        groups: dict[int, tuple[Watchlist, list[tuple[PollResult, Item]]]] = {}
-        for poll in polls:
-            item, watchlist = self._recording[poll.item_id]
-            groups.setdefault(id(watchlist), (watchlist, []))[1].append((poll, item))
-        for watchlist, members in groups.values():
-            hook(conn, members, watchlist)
 
     async def _fetch(self, item_id: int, options: PollOptions) -> Offer | TmapiError | ParseError:
         deadline = self.options.poll_deadline.total_seconds()
@@ -357,7 +327,7 @@ class Daemon:
         watchlist = self.watchlist
         if self.sender is None:
             self.sender = default_sender()
-        return await deliver_due(
+        report = await deliver_due(
             self.store.engine,
             watchlist.targets,
             owner=self.options.owner,
@@ -366,6 +336,8 @@ class Daemon:
             sender=self.sender,
             rng=self.rng,
         )
+        self.metrics.record_deliveries(report)
+        return report
 
     async def deliver_all(self, max_batches: int = 100) -> int:
         """Deliver batch after batch until nothing is due now; return how many were sent."""

@@ -22,7 +22,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from monitor.db.recording import AfterWrites, PollWrite
+from monitor.db.recording import PollWrite
 from monitor.db.records import PollResult
 from monitor.db.store import Store
 
@@ -36,11 +36,10 @@ Waiting = tuple[PollWrite, "asyncio.Future[PollResult]"]
 class PollWriter:
     """Batches :class:`PollWrite` requests into :meth:`Store.apply_polls` calls."""
 
-    def __init__(self, store: Store, *, after: AfterWrites | None = None, max_batch: int = 256):
+    def __init__(self, store: Store, *, max_batch: int = 256):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.store = store
-        self.after = after
         self.max_batch = max_batch
         #: Batches recorded so far and the polls in them (for metrics and tests).
         self.batches = 0
@@ -71,7 +70,7 @@ class PollWriter:
     async def _record(self, batch: Sequence[Waiting]) -> None:
         writes = [poll for poll, _ in batch]
         try:
-            results = await asyncio.to_thread(self.store.apply_polls, writes, after=self.after)
+            results = await asyncio.to_thread(self.store.apply_polls, writes)
         except asyncio.CancelledError:
             for _, future in [*batch, *self._waiting]:
                 future.cancel()

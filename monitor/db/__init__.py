@@ -24,11 +24,10 @@ from monitor.db.records import (
     PollResult,
     StoredChange,
 )
-from monitor.db.store import ExtraWrites, Store
+from monitor.db.store import Store
 from monitor.db.urls import database_url, safe_url
 
 __all__ = [
-    "ExtraWrites",
     "ItemRecord",
     "PollCounts",
     "PollOutcome",

@@ -7,13 +7,11 @@ picked with ``SELECT … FOR UPDATE SKIP LOCKED``, so replicas never wait for
 each other and never claim the same item; on SQLite the UPDATE runs under
 ``BEGIN IMMEDIATE``, which serialises claimers the same way. A poll ends
 inside its own transaction by setting the next due time and dropping the
-lease: :func:`finish_poll` does it with one conditional UPDATE, and the
-daemon's batched recording (:class:`monitor.db.recording.Lease`) does the
-same within the item's own UPDATE, after checking the owner on the row it
-locked. Either way, if the lease was taken over meanwhile (this process
-stalled past its expiry) the poll fails with :class:`LeaseLost` and writes
-nothing. A replica that dies keeps its claims only until their leases
-expire.
+lease: recording (:class:`monitor.db.recording.Lease`) does it within the
+item's own UPDATE, after checking the owner on the row it locked. If the
+lease was taken over meanwhile (this process stalled past its expiry) the
+poll fails with :class:`LeaseLost` and writes nothing. A replica that dies
+keeps its claims only until their leases expire.
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.db.engine import is_sqlite, write_transaction
@@ -170,31 +168,6 @@ def claim(
         raise storage_error(exc, "claiming due items") from None
     rows.sort(key=lambda r: (r.next_poll_at is not None, r.next_poll_at or now, r.item_id))
     return [row.item_id for row in rows]
-
-
-def finish_poll(conn: Connection, item_id: int, owner: str, next_poll_at: datetime) -> int:
-    """Inside a poll's transaction: schedule the next poll and drop our lease.
-
-    Returns the item's consecutive failure count. Raises :class:`LeaseLost`
-    (rolling the poll back) when another owner holds the item now.
-    """
-    row = conn.execute(
-        sa.update(ITEMS)
-        .where(ITEMS.c.item_id == item_id, ITEMS.c.lease_owner == owner)
-        .values(next_poll_at=next_poll_at, lease_owner=None, lease_expires_at=None)
-        .returning(ITEMS.c.consecutive_failures)
-    ).first()
-    if row is None:
-        raise LeaseLost(f"item {item_id} was taken over by another process; poll discarded")
-    return int(row.consecutive_failures)
-
-
-def consecutive_failures(conn: Connection, item_id: int) -> int:
-    """The item's current failure streak, as seen inside a transaction."""
-    value = conn.execute(
-        sa.select(ITEMS.c.consecutive_failures).where(ITEMS.c.item_id == item_id)
-    ).scalar()
-    return int(value or 0)
 
 
 def release(engine: Engine, owner: str, item_ids: Sequence[int] | None = None) -> int:

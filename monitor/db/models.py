@@ -39,6 +39,7 @@ __all__ = [
     "ChangeRow",
     "Item",
     "ItemState",
+    "MetaRow",
     "Poll",
     "SkuState",
     "TierState",
@@ -239,6 +240,23 @@ class ChangeRow(Base):
         sa.Index("ix_changes_item_id_detected_at", "item_id", "detected_at"),
         sa.Index("ix_changes_poll_id", "poll_id"),
     )
+
+
+class MetaRow(Base):
+    """Facts about the database as a whole, one row per ``key``.
+
+    ``poll_source``: ``tmapi`` or ``simulated``, set by the first poll ever
+    recorded; polls of the other source are refused from then on.
+    ``watchlist``: the item settings (rules, target names and delivery
+    options, never target URLs) of the last watchlist a daemon applied, as
+    JSON, so ``monitor check`` alerts the right targets without the file.
+    """
+
+    __tablename__ = "monitor_meta"
+
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.Text())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 #: The other modules that declare tables on ``Base``. Each must be listed here:

@@ -18,14 +18,20 @@ transaction (per item; see below), each poll all-or-nothing:
    changes, and the items' new values, only the columns that differ, with
    one executemany per set of columns (a poll that gives back a lease also
    sets the next due time and clears the lease in that same UPDATE);
-4. run the batch's ``after`` writes (alert rules and outbox rows), then
-   each poll's ``extra`` writes, and commit.
+4. run the alert step (:mod:`monitor.db.alerting`: the rules of each
+   poll's watchlist item, their state and the outbox rows for its targets)
+   and commit. There is no other way to record a poll: whoever records it
+   (the daemon, ``monitor check``, the demo, the bench) alerts on it.
+
+Before step 1 the database's poll source is checked
+(:func:`monitor.db.meta.claim_source`): a poll of the simulator is never
+recorded into a database of real polls, nor the other way round.
 
 If anything in steps 2–4 raises, the transaction rolls back and, when
 there was more than one poll, each poll is recorded again in a transaction
-of its own, so one bad poll (a hook that raises, a constraint violation)
-fails alone. When the database itself is unreachable or busy there is no
-point in retrying poll by poll: every poll of the batch gets the error.
+of its own, so one bad poll (a constraint violation) fails alone. When
+the database itself is unreachable or busy there is no point in retrying
+poll by poll: every poll of the batch gets the error.
 A failed poll is never half-written.
 
 Two polls of the same item are recorded one after the other, in order, in
@@ -35,7 +41,7 @@ separate transactions.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -44,25 +50,23 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.db import history, scd
+from monitor.db import history, meta, scd
+from monitor.db.alerting import Alerting, record_alerts
 from monitor.db.bulk import Bulk
 from monitor.db.engine import is_sqlite, write_transaction
 from monitor.db.leases import LeaseLost
-from monitor.db.models import ChangeRow, Item, Poll
+from monitor.db.models import ChangeRow, Poll
+from monitor.db.models import Item as ItemRow
 from monitor.db.records import PollOutcome, PollResult
 from monitor.db.urls import storage_error
 from monitor.diff import Availability, diff, on_success, on_unavailable
-from monitor.domain import Change, Offer
-from monitor.errors import ParseError, TmapiError, TmapiItemUnavailable
+from monitor.domain import Change, Offer, PollSource
+from monitor.errors import MixedSourcesError, ParseError, TmapiError, TmapiItemUnavailable
+from monitor.watchlist_model import Item, Target
 
-__all__ = ["AfterWrites", "ExtraWrites", "Lease", "PollWrite", "record"]
+__all__ = ["Lease", "PollWrite", "SourceCheck", "record"]
 
-#: Called inside a poll's transaction, after the store's own writes.
-ExtraWrites = Callable[[Connection, PollResult], None]
-#: Called once inside a batch's transaction, after the store's writes of every poll.
-AfterWrites = Callable[[Connection, Sequence[PollResult]], None]
-
-ITEMS = cast(sa.Table, Item.__table__)
+ITEMS = cast(sa.Table, ItemRow.__table__)
 POLLS = cast(sa.Table, Poll.__table__)
 CHANGES = cast(sa.Table, ChangeRow.__table__)
 
@@ -129,14 +133,34 @@ class Lease:
 
 @dataclass(frozen=True, slots=True)
 class PollWrite:
-    """One poll to record: the item, when, and what the fetch gave."""
+    """One poll to record: the item, when, what the fetch gave, and where from.
+
+    ``item`` is the watchlist entry whose rules alert on the poll and
+    ``targets`` the targets it notifies (both travel with the poll, so
+    nothing looks them up again); ``item`` None means the item is on no
+    watchlist: the poll is stored and alerts nobody. ``source`` is where the
+    data came from (the real TMAPI or the simulator).
+    """
 
     item_id: int
     polled_at: datetime
     result: Offer | TmapiError | ParseError
+    item: Item | None
+    targets: tuple[Target, ...]
+    source: PollSource
     unavailable_after: int = 3
     lease: Lease | None = None
-    extra: ExtraWrites | None = None
+
+
+class SourceCheck:
+    """The poll source one database was confirmed to hold (see :mod:`monitor.db.meta`).
+
+    Once a transaction has confirmed it, later ones skip the query; a write
+    of another source is checked (and refused) every time.
+    """
+
+    def __init__(self) -> None:
+        self.confirmed: PollSource | None = None
 
 
 @dataclass(slots=True)
@@ -159,9 +183,11 @@ def check(write: PollWrite) -> None:
     polled_at = write.polled_at
     if polled_at.tzinfo is None or polled_at.utcoffset() is None:
         raise ValueError("polled_at must be timezone-aware")
+    item_id = write.item_id
+    if write.item is not None and write.item.id != item_id:
+        raise ValueError(f"poll of item {item_id} carries the settings of item {write.item.id}")
     offer = write.result
     if isinstance(offer, Offer):
-        item_id = write.item_id
         if offer.item_id != item_id:
             raise ValueError(f"offer is for item {offer.item_id}, not {item_id}")
         if len({sku.sku_id for sku in offer.skus}) != len(offer.skus):
@@ -171,13 +197,13 @@ def check(write: PollWrite) -> None:
 
 
 def record(
-    engine: Engine, writes: Sequence[PollWrite], after: AfterWrites | None = None
+    engine: Engine, writes: Sequence[PollWrite], sources: SourceCheck
 ) -> list[PollResult | Exception]:
     """Record ``writes``; return, in the same order, each one's result or error.
 
     See the module docstring. Errors are returned, not raised: ValueError
-    for an impossible request, :class:`LeaseLost`, StorageError for database
-    failures, and whatever ``extra`` or ``after`` raised.
+    for an impossible request, :class:`LeaseLost`, MixedSourcesError for a
+    poll of the other source, StorageError for database failures.
     """
     results: list[PollResult | Exception | None] = [None] * len(writes)
     todo: list[int] = []
@@ -191,10 +217,10 @@ def record(
     for chunk in _chunks(todo, writes):
         batch = [writes[i] for i in chunk]
         try:
-            done: list[PollResult | Exception] = _transaction(engine, batch, after)
+            done: list[PollResult | Exception] = _transaction(engine, batch, sources)
         except Exception as exc:
             if len(batch) > 1 and _worth_replaying(exc):
-                done = [_alone(engine, write, after) for write in batch]
+                done = [_alone(engine, write, sources) for write in batch]
             else:
                 done = [_error(exc, write) for write in batch]
         for index, result in zip(chunk, done, strict=True):
@@ -236,21 +262,44 @@ def _error(exc: Exception, write: PollWrite) -> Exception:
     return exc
 
 
-def _alone(engine: Engine, write: PollWrite, after: AfterWrites | None) -> PollResult | Exception:
+def _alone(engine: Engine, write: PollWrite, sources: SourceCheck) -> PollResult | Exception:
     try:
-        return _transaction(engine, [write], after)[0]
+        return _transaction(engine, [write], sources)[0]
     except Exception as exc:
         return _error(exc, write)
 
 
+def _check_sources(
+    conn: Connection, writes: list[PollWrite], sources: SourceCheck
+) -> tuple[dict[int, MixedSourcesError], PollSource | None]:
+    """The polls (by index) whose source the database refuses, and the source it
+    holds once this transaction commits (None: nothing new was confirmed)."""
+    refused: dict[int, MixedSourcesError] = {}
+    confirmed = None
+    for source in dict.fromkeys(w.source for w in writes):
+        if source is sources.confirmed:
+            continue
+        try:
+            meta.claim_source(conn, source, writes[0].polled_at)
+        except MixedSourcesError as exc:
+            refused.update((i, exc) for i, w in enumerate(writes) if w.source is source)
+        else:
+            confirmed = source
+    return refused, confirmed
+
+
 def _transaction(
-    engine: Engine, writes: list[PollWrite], after: AfterWrites | None
+    engine: Engine, writes: list[PollWrite], sources: SourceCheck
 ) -> list[PollResult | Exception]:
     """Steps 1–4 of the module docstring for polls of distinct items."""
     with write_transaction(engine) as conn:
-        rows = _lock_items(conn, writes)
+        mixed, confirmed = _check_sources(conn, writes, sources)
+        rows = _lock_items(conn, [w for i, w in enumerate(writes) if i not in mixed])
         looks: list[_Plan | _Pending | Exception] = []
-        for write in writes:
+        for index, write in enumerate(writes):
+            if index in mixed:
+                looks.append(mixed[index])
+                continue
             row = rows[write.item_id]
             if write.lease is not None and row.lease_owner != write.lease.owner:
                 looks.append(
@@ -266,14 +315,30 @@ def _transaction(
         outcomes = _compare(conn, looks)
         plans = [p for p in outcomes if isinstance(p, _Plan)]
         polls = _write(conn, plans)
-        if after is not None and polls:
-            after(conn, polls)
-        for poll, plan in zip(polls, plans, strict=True):
-            hook = plan.write.extra
-            if hook is not None:
-                hook(conn, poll)
+        if polls:
+            polls = _alert(conn, polls, plans)
         recorded = iter(polls)
-        return [next(recorded) if isinstance(o, _Plan) else o for o in outcomes]
+        results = [next(recorded) if isinstance(o, _Plan) else o for o in outcomes]
+    if confirmed is not None:  # committed: later transactions need not ask again
+        sources.confirmed = confirmed
+    return results
+
+
+def _alert(conn: Connection, polls: list[PollResult], plans: list[_Plan]) -> list[PollResult]:
+    """Step 4: the alert step; each poll's result names the targets it queued messages for."""
+    messages = record_alerts(
+        conn,
+        [
+            Alerting(poll, plan.write.item, plan.write.targets, plan.failures)
+            for poll, plan in zip(polls, plans, strict=True)
+        ],
+    )
+    return [
+        poll
+        if message is None or not plan.write.targets
+        else replace(poll, alerted=tuple(dict.fromkeys(t.name for t in plan.write.targets)))
+        for poll, plan, message in zip(polls, plans, messages, strict=True)
+    ]
 
 
 class _Refused(Exception):
@@ -507,6 +572,7 @@ def _write(conn: Connection, plans: list[_Plan]) -> list[PollResult]:
             error_reason=plan.reason,
             error_code=plan.code,
             error_message=plan.message,
+            source=write.source,
         )
         polls.append(poll)
         change_rows.extend(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from monitor.domain import Change, Offer
+from monitor.domain import Change, Offer, PollSource
 
 __all__ = [
     "ItemRecord",
@@ -49,7 +49,9 @@ class PollResult:
     changes recorded in the same transaction. For failures ``error_reason``
     is a short machine-readable reason (``timeout``, ``unavailable``,
     ``parse``, …), ``error_code`` the TMAPI/HTTP code if any, and
-    ``error_message`` a printable explanation free of secrets.
+    ``error_message`` a printable explanation free of secrets. ``alerted``
+    names the targets a message was queued for; ``source`` is where the
+    data came from.
     """
 
     poll_id: int
@@ -61,6 +63,9 @@ class PollResult:
     error_reason: str | None = None
     error_code: int | None = None
     error_message: str | None = None
+    #: The targets a message about this poll was queued for (the outbox rows).
+    alerted: tuple[str, ...] = ()
+    source: PollSource = PollSource.TMAPI
 
     @property
     def succeeded(self) -> bool:

@@ -1,14 +1,11 @@
 """The Store: records polls atomically and answers questions about the record.
 
-:meth:`Store.apply_poll` records one poll in one transaction; it locks the
-item's row, diffs the polled offer against the stored one, writes only what
-changed, appends one poll-log row, updates the item's counters, lets the
-caller add its own rows (``extra``: alerts, outbox) and commits. If
-anything raises, nothing is written. :meth:`Store.apply_polls` records many
-polls in one transaction the same way, each still all-or-nothing; the
-daemon uses it to record whatever finished while the previous batch was
-being written. Both go through :mod:`monitor.db.recording`, which explains
-the steps and the statements.
+:meth:`Store.apply_polls` records polls in one transaction, each one
+all-or-nothing: it locks the items' rows, diffs each polled offer against
+the stored one, writes only what changed, appends one poll-log row per
+poll, updates the items' counters, runs the alert rules and writes the
+outbox rows, and commits. If anything raises, nothing of that poll is
+written. :mod:`monitor.db.recording` explains the steps and the statements.
 
 * A success is diffed against the stored offer; the first success of an item
   is its baseline and records no change (not even "available again").
@@ -17,6 +14,8 @@ the steps and the statements.
   ``item_unavailable`` change.
 * Any other failure records a failed poll and touches no state: a failed poll
   never looks like a change.
+* A database holds polls of one source (real TMAPI or the simulator):
+  :meth:`Store.check_source` and every recording refuse the other.
 
 An unchanged poll is recognized by the digest of the stored state
 (``items.state_hash``, see :func:`monitor.db.scd.fingerprint`): it inserts
@@ -33,9 +32,9 @@ from datetime import datetime
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.db import history, recording, scd
+from monitor.db import history, meta, recording, scd
 from monitor.db.engine import ensure_schema, is_sqlite, make_engine
-from monitor.db.recording import AfterWrites, ExtraWrites, Lease, PollWrite
+from monitor.db.recording import Lease, PollWrite
 from monitor.db.records import (
     ItemRecord,
     PollCounts,
@@ -45,12 +44,9 @@ from monitor.db.records import (
     StoredChange,
 )
 from monitor.db.urls import database_url, storage_error
-from monitor.domain import Offer
-from monitor.errors import ParseError, TmapiError
+from monitor.domain import Offer, PollSource
 
 __all__ = [
-    "AfterWrites",
-    "ExtraWrites",
     "Lease",
     "PollOutcome",
     "PollResult",
@@ -64,6 +60,7 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._sources = recording.SourceCheck()
 
     @classmethod
     def open(cls, url: str | None = None, *, migrate: bool = False) -> Store:
@@ -87,42 +84,24 @@ class Store:
 
     # -- writing ---------------------------------------------------------------
 
-    def apply_poll(
-        self,
-        item_id: int,
-        polled_at: datetime,
-        result: Offer | TmapiError | ParseError,
-        *,
-        unavailable_after: int = 3,
-        extra: ExtraWrites | None = None,
-    ) -> PollResult:
-        """Record one poll of ``item_id`` atomically and return what was recorded.
-
-        ``polled_at`` must be timezone-aware and not older than the item's
-        last success, and an offer must be for ``item_id`` with unique SKU
-        ids and tier quantities (ValueError otherwise). ``extra`` runs inside
-        the same transaction; if it raises, the whole poll is rolled back and
-        its exception propagates. Database failures raise StorageError.
-        """
-        write = PollWrite(item_id, polled_at, result, unavailable_after, extra=extra)
-        (outcome,) = recording.record(self._engine, [write])
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
-    def apply_polls(
-        self, writes: Sequence[PollWrite], *, after: AfterWrites | None = None
-    ) -> list[PollResult | Exception]:
-        """Record many polls in one transaction, each all-or-nothing.
+    def apply_polls(self, writes: Sequence[PollWrite]) -> list[PollResult | Exception]:
+        """Record polls in one transaction, each all-or-nothing, alerts included.
 
         Returns each poll's :class:`PollResult`, or the error that kept it
-        from being recorded (the ones :meth:`apply_poll` would raise, and
+        from being recorded: ValueError for an impossible request (a naive
+        ``polled_at``, one older than the item's last success, an offer for
+        another item or with duplicate SKU ids or tier quantities),
         :class:`~monitor.db.leases.LeaseLost` for a poll whose lease was
-        taken over). ``after`` runs once in the transaction, after the
-        store's writes of every poll and before each poll's ``extra``. See
-        :mod:`monitor.db.recording`.
+        taken over, MixedSourcesError for a poll of the other source,
+        StorageError for database failures. See :mod:`monitor.db.recording`.
         """
-        return recording.record(self._engine, writes, after)
+        return recording.record(self._engine, writes, self._sources)
+
+    def check_source(self, source: PollSource, now: datetime) -> None:
+        """Refuse (MixedSourcesError) to go on when the database holds polls of
+        the other source; a database without polls is claimed for ``source``."""
+        meta.check_source(self._engine, source, now)
+        self._sources.confirmed = source
 
     # -- reading ---------------------------------------------------------------
 

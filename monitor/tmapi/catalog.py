@@ -1,4 +1,4 @@
-"""The simulated TMAPI's catalogue: deterministic items, how they render, how they change.
+"""The simulated TMAPI's catalogue: deterministic items and how they render.
 
 Each item is a :class:`SimItem`: a template holding the static fields of an
 ``item_detail`` ``data`` object (title, shop, images, ...) plus the state
@@ -11,7 +11,9 @@ Everything is derived from ``random.Random`` seeded with the simulator's
 seed and the item ID, so an item looks the same whichever other items exist.
 With ``variants`` an item also gets :class:`Quirks` (see
 :mod:`monitor.tmapi.quirks`), the untidiness of real responses.
-:func:`evolve_item` applies random but seeded changes, as time would.
+:func:`encode` makes the bytes of an answer, :func:`strip_prices` the
+``data`` of one without prices. How items change (seeded drift, the
+market) is :mod:`monitor.tmapi.market`.
 
 No I/O besides reading the packaged example once; no clock.
 """
@@ -38,11 +40,12 @@ __all__ = [
     "SimSku",
     "SkuTruth",
     "default_item_ids",
-    "evolve_item",
+    "encode",
     "example_data",
     "generate_item",
     "money",
     "render",
+    "strip_prices",
     "to_price",
 ]
 
@@ -174,8 +177,8 @@ class ItemTruth:
 
 @dataclass(frozen=True)
 class Event:
-    """One change :func:`evolve_item` made: ``kind`` is price, stock, sold_out,
-    restock, tiers, delist or relist."""
+    """One change to an item (see :mod:`monitor.tmapi.market`): ``kind`` is price,
+    stock, sold_out, restock, tiers, delist or relist."""
 
     item_id: int
     kind: str
@@ -454,53 +457,40 @@ def render(item: SimItem) -> dict[str, Any]:
     return data
 
 
-def _scaled(price: Decimal, factor: Decimal) -> Decimal:
-    return max(CENT, (price * factor).quantize(CENT))
+def strip_prices(data: dict[str, Any]) -> None:
+    """Remove every price from a rendered ``data`` object (the NO_PRICES mode)."""
+    for key in ("price_info", "tiered_price_info", "sku_price_range", "sku_price_scale"):
+        data.pop(key, None)
+    for sku in data.get("skus", []):
+        sku["sale_price"] = None
+        sku.pop("origin_price", None)
 
 
-def evolve_item(item: SimItem, rng: random.Random) -> list[Event]:
-    """One step of seeded change: price moves of 1-5 %, falling stock, occasional
-    sell-out, restock, tier change, delisting (and relisting)."""
-    events: list[Event] = []
-    iid = item.item_id
-    if item.delisted:
-        if rng.random() < 0.3:
-            item.delisted = False
-            events.append(Event(iid, "relist", None, "listed again"))
-    elif rng.random() < 0.01:
-        item.delisted = True
-        events.append(Event(iid, "delist", None, "delisted"))
+def encode(value: Any) -> bytes:
+    """Compact UTF-8 JSON; a ``Decimal`` becomes a JSON number with exactly its digits."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    except TypeError:
+        parts: list[str] = []
+        _encode_into(value, parts)
+        return "".join(parts).encode()
+
+
+def _encode_into(value: Any, out: list[str]) -> None:
+    if isinstance(value, Decimal):
+        out.append(f"{value:f}")
+    elif isinstance(value, dict):
+        out.append("{")
+        for index, (key, item) in enumerate(value.items()):
+            out.append(("," if index else "") + json.dumps(str(key), ensure_ascii=False) + ":")
+            _encode_into(item, out)
+        out.append("}")
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for index, item in enumerate(value):
+            if index:
+                out.append(",")
+            _encode_into(item, out)
+        out.append("]")
     else:
-        if rng.random() < 0.3:
-            pct = rng.randint(1, 5) * rng.choice((-1, 1))
-            factor = 1 + Decimal(pct) / 100
-            targets = item.skus if item.tiers or rng.random() < 0.5 else [rng.choice(item.skus)]
-            for sku in targets:
-                sku.price = _scaled(sku.price, factor)
-            if item.tiers and targets is item.skus:
-                item.tiers = [(q, _scaled(p, factor)) for q, p in item.tiers]
-            one = targets[0].sku_id if len(targets) == 1 else None
-            events.append(Event(iid, "price", one, f"{pct:+d} %"))
-        holders: list[SimSku | SimItem] = list(item.skus) or [item]
-        for holder in holders:
-            sku_id = holder.sku_id if isinstance(holder, SimSku) else None
-            if holder.stock == 0:
-                if rng.random() < 0.3:
-                    holder.stock = holder.initial_stock
-                    events.append(Event(iid, "restock", sku_id, f"stock {holder.stock}"))
-            elif rng.random() < 0.05:
-                holder.stock = 0
-                events.append(Event(iid, "sold_out", sku_id, "stock 0"))
-            elif rng.random() < 0.5:
-                holder.stock -= rng.randint(1, max(1, holder.stock // 10))
-                events.append(Event(iid, "stock", sku_id, f"stock {holder.stock}"))
-        if item.tiers and rng.random() < 0.05:
-            index = rng.randrange(len(item.tiers))
-            qty, price = item.tiers[index]
-            item.tiers[index] = (qty, _scaled(price, 1 + Decimal(rng.randint(-3, 3)) / 100))
-            events.append(
-                Event(iid, "tiers", None, f"tier {qty}+ now {money(item.tiers[index][1])}")
-            )
-    if events:
-        item.version += 1
-    return events
+        out.append(json.dumps(value, ensure_ascii=False))

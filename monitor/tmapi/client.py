@@ -51,6 +51,7 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
+from monitor.domain import PollSource
 from monitor.errors import (
     ConfigError,
     TmapiAuthError,
@@ -114,6 +115,8 @@ class TmapiSettings:
     max_attempts: int = 4
     backoff_base: float = 1.0
     backoff_max: float = 30.0
+    #: Whose answers these are: the real TMAPI, or the simulator (``--simulate``).
+    source: PollSource = PollSource.TMAPI
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
@@ -134,7 +137,8 @@ class TmapiSettings:
         return (
             f"TmapiSettings(token={token}, base_url={redact(self.base_url)!r}, "
             f"timeout={self.timeout!r}, max_attempts={self.max_attempts!r}, "
-            f"backoff_base={self.backoff_base!r}, backoff_max={self.backoff_max!r})"
+            f"backoff_base={self.backoff_base!r}, backoff_max={self.backoff_max!r}, "
+            f"source={self.source.value!r})"
         )
 
     __str__ = __repr__

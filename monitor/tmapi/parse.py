@@ -11,7 +11,9 @@ item_id    ``item_id``; else the requested id. Both present and different
            is an error (the payload is for another item).
 title      ``title``; else ``"1688 offer <id>"``.
 currency   ``currency``; else ``"CNY"``.
-url        ``product_url``; else ``https://detail.1688.com/offer/<id>.html``.
+url        always ``https://detail.1688.com/offer/<id>.html`` of the polled id:
+           ``product_url`` is ignored (the documented example's names
+           another offer, so a link taken from it could lead elsewhere).
 image      the first usable URL of ``main_imgs``.
 shop       ``shop_info.shop_name`` / ``shop_info.shop_url``.
 tiers      ``tiered_price_info.prices``; else ``sku_price_range.sku_param``.
@@ -131,7 +133,7 @@ def _parse(data: Mapping[Any, Any], requested: int | None) -> Offer:
         title=parse_text(data.get("title")) or f"1688 offer {item_id}",
         currency=parse_text(data.get("currency")) or DEFAULT_CURRENCY,
         unit=parse_text(data.get("offer_unit")),
-        url=parse_url(data.get("product_url")) or offer_url(item_id),
+        url=offer_url(item_id),
         image=_first_image(data.get("main_imgs")),
         shop_name=parse_text(shop.get("shop_name")),
         shop_url=parse_url(shop.get("shop_url")),

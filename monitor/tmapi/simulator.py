@@ -9,6 +9,12 @@ the same from sync code, from async tests and from the CLI::
         sim.set_price(652702302959, "5674557541674", "27.50")
         sim.fail(code=503, times=2)
 
+Items change only as scripted, or by :meth:`SimulatedTmapi.evolve`, unless
+``market=True``: then each item moves by itself on every 2nd successful
+request for it, in a seeded cycle the default alert rules report (a SKU cut
+5-15 %, sold out, restocked, a cheaper quantity break, prices back up; see
+:mod:`monitor.tmapi.market`).
+
 The HTTP side is :mod:`monitor.tmapi.loopback`, deliberately small so that
 it serves thousands of requests per second; response bodies are cached per
 item until the item changes.
@@ -33,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import random
 import threading
 import time
@@ -52,12 +57,14 @@ from monitor.tmapi.catalog import (
     SimItem,
     SimSku,
     default_item_ids,
-    evolve_item,
+    encode,
     generate_item,
     render,
+    strip_prices,
     to_price,
 )
 from monitor.tmapi.loopback import LoopbackServer, Reply
+from monitor.tmapi.market import MARKET_EVERY, Market, evolve_item
 
 __all__ = ["Mode", "SimulatedTmapi", "encode", "main", "strip_prices"]
 
@@ -95,45 +102,6 @@ class _Failure:
     remaining: int
 
 
-def strip_prices(data: dict[str, Any]) -> None:
-    """Remove every price from a rendered ``data`` object (the NO_PRICES mode)."""
-    for key in ("price_info", "tiered_price_info", "sku_price_range", "sku_price_scale"):
-        data.pop(key, None)
-    for sku in data.get("skus", []):
-        sku["sale_price"] = None
-        sku.pop("origin_price", None)
-
-
-def encode(value: Any) -> bytes:
-    """Compact UTF-8 JSON; a ``Decimal`` becomes a JSON number with exactly its digits."""
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-    except TypeError:
-        parts: list[str] = []
-        _encode_into(value, parts)
-        return "".join(parts).encode()
-
-
-def _encode_into(value: Any, out: list[str]) -> None:
-    if isinstance(value, Decimal):
-        out.append(f"{value:f}")
-    elif isinstance(value, dict):
-        out.append("{")
-        for index, (key, item) in enumerate(value.items()):
-            out.append(("," if index else "") + json.dumps(str(key), ensure_ascii=False) + ":")
-            _encode_into(item, out)
-        out.append("}")
-    elif isinstance(value, list | tuple):
-        out.append("[")
-        for index, item in enumerate(value):
-            if index:
-                out.append(",")
-            _encode_into(item, out)
-        out.append("]")
-    else:
-        out.append(json.dumps(value, ensure_ascii=False))
-
-
 def _code_body(code: int, msg: str | None = None) -> bytes:
     return encode({"code": code, "msg": msg or _CODE_MESSAGES.get(code, "error")})
 
@@ -145,6 +113,11 @@ class SimulatedTmapi:
     seeded IDs) or explicit IDs. ``variants`` gives items the quirks of real
     responses (:mod:`monitor.tmapi.quirks`); item 652702302959 always stays
     the documented example. With ``token`` set, requests must carry it.
+
+    ``market=True``: on every :data:`~monitor.tmapi.market.MARKET_EVERY`-th
+    answer with an item's data (modes NORMAL, SLOW, DRIP) the item makes its
+    next move before the answer is rendered, seeded by ``seed`` and its ID and
+    driven by its own request count only; :meth:`market_moves` lists them.
     """
 
     def __init__(
@@ -156,6 +129,7 @@ class SimulatedTmapi:
         token: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        market: bool = False,
     ) -> None:
         ids = default_item_ids(seed, items) if isinstance(items, int) else list(items)
         self.seed = seed
@@ -168,6 +142,7 @@ class SimulatedTmapi:
         self._lock = threading.Lock()
         self._evolve_rng = random.Random(f"tmapi-sim:{seed}:evolve")
         self._cache: dict[int, tuple[int, bytes]] = {}
+        self._market = Market(seed, every=MARKET_EVERY) if market else None
         self._failures: dict[int | None, deque[_Failure]] = {}
         self._modes: dict[int | None, tuple[Mode, float]] = {}
         self._requests_total = 0
@@ -251,6 +226,8 @@ class SimulatedTmapi:
                 return Reply(200, _code_body(417))
             mode, delay = self._modes.get(item_id) or self._modes.get(None) or (Mode.NORMAL, 0)
             if mode in (Mode.NORMAL, Mode.SLOW, Mode.DRIP):
+                if self._market is not None:
+                    self._market.tick(item)  # bumps item.version: the body is rendered anew
                 body = self._body(item)
                 if mode is Mode.SLOW:
                     return Reply(200, body, delay=delay)
@@ -429,6 +406,11 @@ class SimulatedTmapi:
                     events.extend(evolve_item(self._item(item_id), self._evolve_rng))
         return events
 
+    def market_moves(self) -> list[Event]:
+        """The moves ``market=True`` made since the last call, oldest first (none when off)."""
+        with self._lock:
+            return self._market.drain() if self._market is not None else []
+
     # ----------------------------------------------------------------- introspection
 
     @property
@@ -491,6 +473,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--evolve-every", type=float, default=0.0, metavar="SECONDS", help="change items over time"
     )
+    parser.add_argument(
+        "--market", action="store_true", help="items move by themselves as they are polled"
+    )
     args = parser.parse_args(argv)
     items: int | list[int] = (
         [int(part) for part in args.items.split(",")] if "," in args.items else int(args.items)
@@ -502,14 +487,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         token=args.token,
         host=args.host,
         port=args.port,
+        market=args.market,
     )
+    evolve_every: float = args.evolve_every
+    waits = [w for w in (evolve_every, 0.5 if args.market else 0.0) if w > 0]
+    due = time.monotonic() + evolve_every
     stop = threading.Event()
     with sim:
         print(f"simulated TMAPI serving {len(sim.item_ids)} items at {sim.base_url}", flush=True)
         print("item IDs: " + " ".join(str(i) for i in sim.item_ids), flush=True)
         try:
-            while not stop.wait(args.evolve_every or None):
-                for event in sim.evolve():
+            while not stop.wait(min(waits) if waits else None):
+                events = sim.market_moves()
+                if evolve_every and time.monotonic() >= due:
+                    due += evolve_every
+                    events.extend(sim.evolve())
+                for event in events:
                     print(
                         f"{event.item_id} {event.kind} {event.sku_id or '-'} {event.detail}",
                         flush=True,

@@ -1,6 +1,7 @@
 """An in-process daemon for fault scenarios: real sockets, real database, fake clock.
 
-The daemon (with the real alert pipeline as its ``on_poll`` hook) talks to a
+The daemon, built by :func:`monitor.daemon.app.open_daemon` as ``monitor run``
+builds it, talks to a
 :class:`SimulatedTmapi` over loopback and delivers through apprise to real
 local receivers. Its clock is a :class:`FakeClock` the test moves; request
 timeouts and poll deadlines are real (short) seconds. The client's retry
@@ -21,15 +22,14 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from monitor.alerts.outbox import NOTIFICATIONS
-from monitor.alerts.pipeline import record_alerts
 from monitor.alerts.sender import AppriseSender
+from monitor.daemon.app import Plumbing, open_daemon
 from monitor.daemon.service import Daemon, DaemonOptions
-from monitor.daemon.throttle import AdaptiveThrottle
 from monitor.db.models import ChangeRow, Poll
 from monitor.db.records import PollOutcome, PollResult
 from monitor.db.store import Store
 from monitor.domain import Offer
-from monitor.tmapi.client import TmapiClient, TmapiSettings
+from monitor.tmapi.client import TmapiSettings
 from monitor.tmapi.simulator import SimulatedTmapi
 from monitor.watchlist import load_watchlist
 from tests.clocks import FakeClock, no_sleep
@@ -144,11 +144,6 @@ async def make_rig(
     """
     await asyncio.to_thread(path.write_text, text, encoding="utf-8")
     watchlist = load_watchlist(path, env={})
-    throttle = AdaptiveThrottle(
-        watchlist.settings.max_requests_per_second,
-        watchlist.settings.max_concurrency,
-        min_rate=min_rate,
-    )
     clock = FakeClock(T0)
     with SimulatedTmapi(items=list(sim_items)) as sim:
         settings = TmapiSettings(
@@ -157,19 +152,20 @@ async def make_rig(
             max_attempts=attempts,
             backoff_max=backoff_max,
         )
-        async with TmapiClient(settings, gate=throttle.call, sleep=no_sleep) as client:
-            daemon = Daemon(
-                store=store,
-                client=client,
-                throttle=throttle,
-                watchlist=watchlist,
-                options=options or DaemonOptions(owner="reliability"),
-                clock=clock,
-                rng=random.Random(7),
-                on_poll=record_alerts,
-                sender=AppriseSender(min_interval=0, timeout=10),
-            )
-            await daemon.apply_watchlist(watchlist)
+        plumbing = Plumbing(
+            clock=clock,
+            rng=random.Random(7),
+            sleep=no_sleep,
+            sender=AppriseSender(min_interval=0, timeout=10),
+            min_rate=min_rate,
+        )
+        async with open_daemon(
+            store,
+            watchlist,
+            settings,
+            options=options or DaemonOptions(owner="reliability"),
+            plumbing=plumbing,
+        ) as daemon:
             try:
                 yield Rig(daemon, sim, clock, store)
             finally:
