@@ -8,6 +8,7 @@ same simulated TMAPI (which wants a token, as the real one does).
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -237,3 +238,17 @@ def test_run_once_simulate_needs_no_token_and_marks_the_database(
     finally:
         engine.dispose()
     assert ("poll_source", "simulated") in [tuple(r) for r in rows]
+
+
+def test_simulated_checks_go_on_where_the_last_one_left_the_market(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite+pysqlite:///{tmp_path / 'sim.db'}"
+    outcomes = []
+    for _ in range(4):
+        result = monitor(url, "check", str(ITEM), "--simulate", "--json", token=None)
+        assert result.exit_code == 0, result.output
+        outcomes.append(json.loads(result.stdout)["outcome"])
+    # every second answer of an item moves its market, in this process or the last one
+    assert outcomes == ["baseline", "changed", "unchanged", "changed"]

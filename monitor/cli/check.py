@@ -13,7 +13,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from monitor.cli.common import SIMULATE_HELP, FoundWatchlist, tmapi_settings, watchlist_for_check
+from monitor.cli.common import (
+    SIMULATE_HELP,
+    FoundWatchlist,
+    answered_polls,
+    tmapi_settings,
+    watchlist_for_check,
+)
 from monitor.db.store import PollOutcome, PollResult, Store
 from monitor.domain import Change, Offer
 from monitor.formatting import describe_change, format_money
@@ -67,7 +73,8 @@ def check(
       monitor check 652702302959 610947572360 --json --language zh
       monitor check 652702302959 --simulate
     """
-    with tmapi_settings(item_ids, simulate=simulate) as tmapi:
+    answered = answered_polls(item_ids) if simulate else None
+    with tmapi_settings(item_ids, simulate=simulate, answered=answered) as tmapi:
         found, results = asyncio.run(_check(item_ids, tmapi, path, language))
     failed = False
     console = Console()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,14 +33,28 @@ NO_CREDENTIALS = (
 )
 
 
+def answered_polls(item_ids: Iterable[int], *, migrate: bool = False) -> dict[int, int]:
+    """How many successful polls the database holds of each item (for ``--simulate``,
+    so that the simulator's market goes on where the last run left it)."""
+    store = Store.open(None, migrate=migrate)
+    try:
+        counts = {i: store.poll_counts(i) for i in set(item_ids)}
+    finally:
+        store.close()
+    return {i: c.baseline + c.unchanged + c.changed for i, c in counts.items()}
+
+
 @contextmanager
-def tmapi_settings(item_ids: Iterable[int] = (), *, simulate: bool) -> Iterator[TmapiSettings]:
+def tmapi_settings(
+    item_ids: Iterable[int] = (), *, simulate: bool, answered: Mapping[int, int] | None = None
+) -> Iterator[TmapiSettings]:
     """How to reach TMAPI: from the environment, or the simulator with ``simulate``.
 
     Without a token and without ``simulate`` nothing is polled: ConfigError
     naming ``TMAPI_TOKEN``, ``TMAPI_TOKEN_FILE`` and ``--simulate``. The
     simulated server runs on 127.0.0.1 for as long as the ``with`` block,
-    serves the requested items and moves their prices and stock by itself.
+    serves the requested items and moves their prices and stock by itself,
+    from where ``answered`` (successful polls per item so far) left them.
     """
     if not simulate:
         settings = TmapiSettings.from_env()
@@ -49,6 +63,7 @@ def tmapi_settings(item_ids: Iterable[int] = (), *, simulate: bool) -> Iterator[
         yield settings
         return
     with SimulatedTmapi(items=sorted(set(item_ids)) or 5, market=True) as sim:
+        sim.resume_market(answered or {})
         click.echo(
             f"--simulate: polling the built-in simulated TMAPI at {sim.base_url} "
             "(made-up offers; no TMAPI call is made)",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from monitor.cli.common import SIMULATE_HELP, tmapi_settings
+from monitor.cli.common import SIMULATE_HELP, answered_polls, tmapi_settings
 from monitor.cli.validate import WATCHLIST_OPTION_HELP, default_watchlist
 from monitor.daemon import runtime
 from monitor.daemon.app import open_daemon
@@ -137,7 +137,8 @@ def run(  # noqa: PLR0917 (click passes every option by position)
     if metrics_port is not None:
         endpoint = Endpoint(metrics_host, metrics_port, stall_after)
     watched = [item.id for item in watched_items(watchlist)]
-    with tmapi_settings(watched, simulate=simulate) as tmapi:
+    answered = answered_polls(watched, migrate=migrate) if simulate else None
+    with tmapi_settings(watched, simulate=simulate, answered=answered) as tmapi:
         results = runtime.run(
             _run(
                 watchlist,

@@ -43,7 +43,7 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -405,6 +405,23 @@ class SimulatedTmapi:
                 for item_id in sorted(self._known):
                     events.extend(evolve_item(self._item(item_id), self._evolve_rng))
         return events
+
+    def resume_market(self, answered: Mapping[int, int]) -> None:
+        """Put each item's market where ``answered[item_id]`` successful requests left it.
+
+        The moves depend only on the seed and the request count, so a new
+        simulator resumes where an earlier one stopped (``monitor check
+        --simulate`` run twice sees the second poll's move). No-op when off.
+        """
+        with self._lock:
+            if self._market is None:
+                return
+            for item_id, count in answered.items():
+                if item_id in self._known:
+                    item = self._item(item_id)
+                    for _ in range(max(0, count)):
+                        self._market.tick(item)
+            self._market.drain()
 
     def market_moves(self) -> list[Event]:
         """The moves ``market=True`` made since the last call, oldest first (none when off)."""
