@@ -36,7 +36,7 @@ from monitor.watchlist_model import (
 
 __all__ = ["FORMAT_VERSION", "from_document", "to_document"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _DURATIONS = frozenset({"interval", "cooldown"})
 _DECIMALS = frozenset(
     {"price_drop_pct", "price_drop_abs", "price_rise_pct", "price_rise_abs", "target_price"}
@@ -114,15 +114,18 @@ def _target(data: dict[str, Any]) -> Target:
 def to_document(watchlist: Watchlist) -> str:
     """The watchlist's item settings as JSON text (stable for the same watchlist)."""
     settings = watchlist.settings
+    # Items mostly share their rules: each distinct set is written once.
+    index: dict[Rules, int] = {}
+    for item in watchlist.items:
+        index.setdefault(item.rules, len(index))
+    distinct = list(index)
     document = {
         "version": FORMAT_VERSION,
         "path": str(watchlist.path),
         "settings": {name: getattr(settings, name) for name in _SETTINGS},
         "targets": [_target_json(target) for target in watchlist.targets.values()],
-        "items": [
-            {"id": item.id, "name": item.name, "rules": _rules_json(item.rules)}
-            for item in watchlist.items
-        ],
+        "rules": [_rules_json(rules) for rules in distinct],
+        "items": [[item.id, item.name, index[item.rules]] for item in watchlist.items],
     }
     return json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
@@ -134,13 +137,14 @@ def from_document(text: str) -> Watchlist:
         if data.get("version") != FORMAT_VERSION:
             raise ValueError(f"version {data.get('version')!r}")  # noqa: TRY301
         targets = [_target(entry) for entry in data["targets"]]
+        rules = [_rules(entry) for entry in data["rules"]]
         return Watchlist(
             path=Path(data["path"]),
             settings=Settings(**data["settings"]),
             targets=MappingProxyType({target.name: target for target in targets}),
             items=tuple(
-                Item(int(entry["id"]), entry["name"], _rules(entry["rules"]))
-                for entry in data["items"]
+                Item(int(item_id), name, rules[position])
+                for item_id, name, position in data["items"]
             ),
         )
     except (AttributeError, KeyError, TypeError, ValueError, ArithmeticError) as exc:
