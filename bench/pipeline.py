@@ -34,7 +34,7 @@ from monitor import poller
 from monitor.daemon import runtime
 from monitor.daemon.app import open_daemon
 from monitor.daemon.service import Daemon, DaemonOptions
-from monitor.db import recording, scd
+from monitor.db import poll_plan, recording, scd
 from monitor.db.store import Store
 from monitor.domain import PollSource
 from monitor.tmapi.client import TmapiSettings
@@ -109,7 +109,7 @@ def _split_targets(daemon: Daemon) -> list[tuple[object, str, str]]:
     return [
         (poller, "parse_item", "parse"),
         (scd, "fingerprint", "diff"),
-        (recording, "diff", "diff"),
+        (poll_plan, "diff", "diff"),
         (recording, "record_alerts", "alerts"),
         (daemon.store, "apply_polls", "store_total"),
     ]

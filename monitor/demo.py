@@ -21,8 +21,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from monitor.alerts.console import register_console_target
-from monitor.alerts.sender import AppriseSender
 from monitor.cli.chart import draw_item_chart
 from monitor.cli.status import print_status
 from monitor.daemon.app import Plumbing, open_daemon
@@ -31,6 +29,8 @@ from monitor.daemon.runner import RunnerOptions, serve
 from monitor.db.queries import reading, status_report
 from monitor.db.store import Store
 from monitor.domain import PollSource
+from monitor.notify.console import register_console_target
+from monitor.notify.sender import AppriseSender
 from monitor.tmapi.client import TmapiSettings
 from monitor.tmapi.simulator import SimulatedTmapi
 from monitor.watchlist import load_watchlist

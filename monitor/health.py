@@ -39,7 +39,7 @@ from typing import Any, Self
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.engine import Engine
 
-from monitor.alerts.outbox import OutboxState, count_by_state
+from monitor.db.outbox import OutboxState, count_by_state
 from monitor.errors import ConfigError, MonitorError
 from monitor.metrics import Metrics
 

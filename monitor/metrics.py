@@ -46,8 +46,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, Metric
 
-from monitor.alerts.deliver import DeliveryReport, DeliveryStatus
-from monitor.alerts.outbox import OutboxState
+from monitor.db.outbox import OutboxState
 from monitor.db.records import PollOutcome, PollResult
 from monitor.domain import ChangeKind
 from monitor.errors import (
@@ -61,6 +60,7 @@ from monitor.errors import (
     TmapiTimeout,
     TmapiTransportError,
 )
+from monitor.notify.deliver import DeliveryReport, DeliveryStatus
 
 __all__ = [
     "FAILURE_REASONS",

@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from monitor.db.recording import Lease, PollWrite
+from monitor.db.poll_plan import Lease, PollWrite
 from monitor.db.records import PollResult
 from monitor.db.store import Store
 from monitor.domain import Offer
@@ -122,9 +122,7 @@ async def check_items(
         item = watchlist.item(item_id) if watchlist is not None else None
         options = PollOptions.of(watchlist, item)
         if language is not None:
-            options = PollOptions(
-                language, options.scene, options.optimize_title, options.unavailable_after
-            )
+            options = replace(options, language=language)
         result = await fetch_offer(client, item_id, options)
         writes.append(
             poll_write(

@@ -215,7 +215,7 @@ class Target:
         if isinstance(shown, str):
             # apprise leaves the path of json://, xml://, form:// … in clear: mask
             # every part that looks like a token there too.
-            from monitor.alerts.sender import url_secrets
+            from monitor.notify.sender import url_secrets
 
             for secret in sorted(url_secrets(self.url) - {self.url}, key=len, reverse=True):
                 shown = shown.replace(secret, "***")

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from monitor.db.recording import Lease, PollWrite
+from monitor.db.poll_plan import Lease, PollWrite
 from monitor.db.records import PollResult
 from monitor.db.store import Store
 from monitor.domain import Offer, PollSource, Sku, Tier

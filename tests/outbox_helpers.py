@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from monitor.alerts.model import Alert, AlertGroup
-from monitor.alerts.outbox import enqueue
 from monitor.db.engine import write_transaction
+from monitor.db.outbox import enqueue
 from monitor.db.outbox_models import Notification
 from monitor.db.records import PollResult
 from monitor.db.store import Store

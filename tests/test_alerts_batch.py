@@ -14,17 +14,17 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from monitor.alerts import state_store
 from monitor.alerts.state import RuleState, SkuMemory
-from monitor.alerts.state_store import (
+from monitor.db import rule_states as state_store
+from monitor.db.engine import write_transaction
+from monitor.db.records import PollResult
+from monitor.db.rule_states import (
     StoredState,
     load_rule_state,
     load_rule_states,
     save_rule_state,
     save_rule_states,
 )
-from monitor.db.engine import write_transaction
-from monitor.db.records import PollResult
 from monitor.db.store import PollWrite, Store
 from monitor.errors import StorageError
 from monitor.watchlist_model import AlertKind, Item, Rules, Watchlist

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from monitor.alerts.sender import AppriseSender
 from monitor.daemon.app import Plumbing, open_daemon
 from monitor.daemon.service import Daemon, DaemonOptions
 from monitor.db.engine import upgrade
 from monitor.db.store import Store
+from monitor.notify.sender import AppriseSender
 from monitor.tmapi.client import TmapiSettings
 from monitor.tmapi.simulator import SimulatedTmapi
 from monitor.watchlist import load_watchlist

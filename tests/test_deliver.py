@@ -19,19 +19,19 @@ from typing import Any
 
 import pytest
 
-from monitor.alerts import outbox
-from monitor.alerts.deliver import (
+from monitor.alerts.render import Rendered
+from monitor.db import outbox
+from monitor.db.outbox import OutboxState, list_notifications
+from monitor.db.store import Store
+from monitor.logs import register_secret, setup_logging
+from monitor.notify.deliver import (
     DeliveryReport,
     DeliveryStatus,
     RetryPolicy,
     deliver_due,
 )
-from monitor.alerts.outbox import OutboxState, list_notifications
-from monitor.alerts.render import Rendered
-from monitor.alerts.retry_after import MAX_RETRY_AFTER, parse_retry_after
-from monitor.alerts.sender import AppriseSender, SendResult, url_secrets
-from monitor.db.store import Store
-from monitor.logs import register_secret, setup_logging
+from monitor.notify.retry_after import MAX_RETRY_AFTER, parse_retry_after
+from monitor.notify.sender import AppriseSender, SendResult, url_secrets
 from monitor.watchlist_model import Target
 from tests.factories import ITEM_ID, at
 from tests.outbox_helpers import SHANGHAI, group, record_poll, rows, target
@@ -245,7 +245,7 @@ async def test_dead_after_dead_after_and_logged_without_the_url(
     dead_after = timedelta(minutes=10)
 
     now, tries = at(0), []
-    with caplog.at_level(logging.ERROR, logger="monitor.alerts.deliver"):
+    with caplog.at_level(logging.ERROR, logger="monitor.notify.deliver"):
         for _ in range(20):
             (delivery,) = (
                 await deliver(store, sender, [hook], now, dead_after=dead_after)

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from monitor.db import leases
 from monitor.db.engine import make_engine, upgrade
-from monitor.db.recording import Lease
+from monitor.db.poll_plan import Lease
 from monitor.db.records import PollResult
 from monitor.db.store import Store
 from monitor.errors import StorageError

@@ -25,15 +25,15 @@ import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.alerts.deliver import Delivery, DeliveryReport, DeliveryStatus
-from monitor.alerts.outbox import OutboxState
 from monitor.cli.run import run
 from monitor.db.engine import make_engine, upgrade
+from monitor.db.outbox import OutboxState
 from monitor.db.records import PollOutcome, PollResult
 from monitor.domain import Change, ChangeKind
 from monitor.errors import ConfigError, TmapiTimeout
 from monitor.health import Health, MetricsServer, probe_database
 from monitor.metrics import Metrics, watch_loop_lag
+from monitor.notify.deliver import Delivery, DeliveryReport, DeliveryStatus
 from monitor.tmapi.simulator import SimulatedTmapi
 from tests.receivers import free_port
 

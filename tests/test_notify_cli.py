@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from monitor.alerts.outbox import claim, mark_dead, mark_sent
 from monitor.cli.notify import notify
+from monitor.db.outbox import claim, mark_dead, mark_sent
 from monitor.db.store import Store
 from tests.factories import at
 from tests.outbox_helpers import group, record_poll, target

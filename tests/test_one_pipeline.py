@@ -19,13 +19,13 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
-from monitor.alerts.sender import AppriseSender
 from monitor.cli import cli
 from monitor.daemon.app import Plumbing, open_daemon
 from monitor.daemon.service import Daemon, DaemonOptions
 from monitor.db.store import Store
 from monitor.domain import PollSource
 from monitor.errors import MixedSourcesError
+from monitor.notify.sender import AppriseSender
 from monitor.tmapi.client import TmapiSettings
 from monitor.tmapi.simulator import SimulatedTmapi
 from monitor.watchlist import load_watchlist

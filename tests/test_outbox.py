@@ -9,7 +9,9 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from monitor.alerts.outbox import (
+from monitor.alerts.state import RuleState, SentAlert, SkuMemory
+from monitor.db.engine import make_engine, write_transaction
+from monitor.db.outbox import (
     OutboxState,
     claim,
     count_by_state,
@@ -23,9 +25,7 @@ from monitor.alerts.outbox import (
     purge,
     release,
 )
-from monitor.alerts.state import RuleState, SentAlert, SkuMemory
-from monitor.alerts.state_store import load_rule_state, save_rule_state
-from monitor.db.engine import make_engine, write_transaction
+from monitor.db.rule_states import load_rule_state, save_rule_state
 from monitor.db.store import Store
 from monitor.errors import StorageError
 from tests.factories import ITEM_ID, apply_poll, at, offer

@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
-from monitor.alerts.outbox import claim, mark_dead
 from monitor.cli import cli
+from monitor.db.outbox import claim, mark_dead
 from monitor.db.queries import reading, status_report
 from monitor.db.store import Store
 from tests.factories import ITEM_ID, T0, apply_poll, offer, sku, timeout, unavailable, with_sku

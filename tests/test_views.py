@@ -16,9 +16,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from monitor.alerts.outbox import claim, enqueue, mark_dead, mark_sent
 from monitor.db.engine import make_engine, upgrade, write_transaction
 from monitor.db.models import complete_metadata
+from monitor.db.outbox import claim, enqueue, mark_dead, mark_sent
 from monitor.db.queries import (
     alert_marks,
     count_price_history,

@@ -13,7 +13,6 @@ from typing import IO, Any
 import click
 
 from monitor import __version__
-from monitor.alerts.console import register_console_target
 from monitor.cli.chart import chart
 from monitor.cli.check import check
 from monitor.cli.completion import completion
@@ -28,6 +27,7 @@ from monitor.cli.status import status
 from monitor.cli.validate import validate
 from monitor.errors import MonitorError
 from monitor.logs import setup_logging
+from monitor.notify.console import register_console_target
 
 LOG_LEVELS = ["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 

@@ -20,8 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from monitor.alerts.deliver import DeliveryReport, default_sender, deliver_due
-from monitor.alerts.sender import AppriseSender
 from monitor.daemon.throttle import AdaptiveThrottle
 from monitor.daemon.timing import first_poll_at, next_poll_at
 from monitor.daemon.writer import PollWriter
@@ -30,6 +28,8 @@ from monitor.db.store import Lease, PollResult, Store
 from monitor.domain import Offer
 from monitor.errors import MonitorError, ParseError, TmapiError, TmapiTimeout
 from monitor.metrics import Metrics
+from monitor.notify.deliver import DeliveryReport, default_sender, deliver_due
+from monitor.notify.sender import AppriseSender
 from monitor.poller import PollOptions, fetch_offer, poll_write, utc_now
 from monitor.tmapi.client import TmapiClient
 from monitor.watchlist import Item, Watchlist, watched_items

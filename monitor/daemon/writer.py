@@ -22,7 +22,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from monitor.db.recording import PollWrite
+from monitor.db.poll_plan import PollWrite
 from monitor.db.records import PollResult
 from monitor.db.store import Store
 

@@ -24,12 +24,12 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from monitor.alerts.model import AlertGroup
-from monitor.alerts.outbox import enqueue
 from monitor.alerts.rules import evaluate, evaluate_failure, failure_group, group
 from monitor.alerts.state import RuleState
-from monitor.alerts.state_store import StoredState, load_rule_states, save_rule_states
 from monitor.db import scd
+from monitor.db.outbox import enqueue
 from monitor.db.records import PollResult
+from monitor.db.rule_states import StoredState, load_rule_states, save_rule_states
 from monitor.watchlist_model import Item, Target
 
 __all__ = ["Alerting", "record_alerts"]

@@ -7,7 +7,7 @@ picked with ``SELECT … FOR UPDATE SKIP LOCKED``, so replicas never wait for
 each other and never claim the same item; on SQLite the UPDATE runs under
 ``BEGIN IMMEDIATE``, which serialises claimers the same way. A poll ends
 inside its own transaction by setting the next due time and dropping the
-lease: recording (:class:`monitor.db.recording.Lease`) does it within the
+lease: recording (:class:`monitor.db.poll_plan.Lease`) does it within the
 item's own UPDATE, after checking the owner on the row it locked. If the
 lease was taken over meanwhile (this process stalled past its expiry) the
 poll fails with :class:`LeaseLost` and writes nothing. A replica that dies

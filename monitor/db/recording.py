@@ -10,7 +10,8 @@ transaction (per item; see below), each poll all-or-nothing:
    ``items.state_hash`` is unchanged and reads nothing more; any other
    success reads the open state rows, diffs them (:mod:`monitor.diff`) and
    writes the state rows that changed (:mod:`monitor.db.scd`); a failure
-   updates the counters and the unavailable streak. A poll that cannot be
+   updates the counters and the unavailable streak (:mod:`monitor.db.poll_plan`).
+   A poll that cannot be
    recorded as asked (its clock is older than the stored state, or the
    lease it names is held by someone else) gets its error and writes
    nothing, without disturbing the others;
@@ -40,9 +41,8 @@ separate transactions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -50,21 +50,20 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.db import history, meta, scd
+from monitor.db import history, meta
 from monitor.db.alerting import Alerting, record_alerts
 from monitor.db.bulk import Bulk
 from monitor.db.engine import is_sqlite, write_transaction
 from monitor.db.leases import LeaseLost
 from monitor.db.models import ChangeRow, Poll
 from monitor.db.models import Item as ItemRow
-from monitor.db.records import PollOutcome, PollResult
+from monitor.db.poll_plan import Pending, Plan, PollWrite, Refused, check, compare, look
+from monitor.db.records import PollResult
 from monitor.db.urls import storage_error
-from monitor.diff import Availability, diff, on_success, on_unavailable
-from monitor.domain import Change, Offer, PollSource
-from monitor.errors import MixedSourcesError, ParseError, TmapiError, TmapiItemUnavailable
-from monitor.watchlist_model import Item, Target
+from monitor.domain import Offer, PollSource
+from monitor.errors import MixedSourcesError
 
-__all__ = ["Lease", "PollWrite", "SourceCheck", "record"]
+__all__ = ["SourceCheck", "record"]
 
 ITEMS = cast(sa.Table, ItemRow.__table__)
 POLLS = cast(sa.Table, Poll.__table__)
@@ -111,45 +110,10 @@ _MAX_POLL_ID = sa.select(sa.func.coalesce(sa.func.max(POLLS.c.id), 0))
 _NEXT_POLL_IDS = sa.text(
     "SELECT nextval(pg_get_serial_sequence('polls', 'id')) FROM generate_series(1, :n)"
 )
-_MESSAGE_MAX = 500
 #: SQLSTATEs of a transaction that lost a race and may simply be run again.
 _TRANSIENT = frozenset({"40P01", "40001"})
 #: Most items locked by one SELECT (SQLite builds before 3.32 allow 999 parameters).
 _CHUNK = 500
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """The lease a poll gives back when it is recorded.
-
-    The poll is recorded only while ``owner`` holds the item's lease (else
-    :class:`~monitor.db.leases.LeaseLost`); ``schedule`` says when to poll
-    next, given the recorded poll and the item's failure streak after it.
-    """
-
-    owner: str
-    schedule: Callable[[PollResult, int], datetime]
-
-
-@dataclass(frozen=True, slots=True)
-class PollWrite:
-    """One poll to record: the item, when, what the fetch gave, and where from.
-
-    ``item`` is the watchlist entry whose rules alert on the poll and
-    ``targets`` the targets it notifies (both travel with the poll, so
-    nothing looks them up again); ``item`` None means the item is on no
-    watchlist: the poll is stored and alerts nobody. ``source`` is where the
-    data came from (the real TMAPI or the simulator).
-    """
-
-    item_id: int
-    polled_at: datetime
-    result: Offer | TmapiError | ParseError
-    item: Item | None
-    targets: tuple[Target, ...]
-    source: PollSource
-    unavailable_after: int = 3
-    lease: Lease | None = None
 
 
 class SourceCheck:
@@ -161,39 +125,6 @@ class SourceCheck:
 
     def __init__(self) -> None:
         self.confirmed: PollSource | None = None
-
-
-@dataclass(slots=True)
-class _Plan:
-    """What one poll will write, before its poll id is known."""
-
-    write: PollWrite
-    outcome: PollOutcome
-    changes: list[Change]
-    #: The ``items`` columns to set, only those that differ from the row.
-    values: dict[str, Any]
-    failures: int
-    reason: str | None = None
-    code: int | None = None
-    message: str | None = None
-
-
-def check(write: PollWrite) -> None:
-    """Reject a request that can never be recorded (ValueError), before any I/O."""
-    polled_at = write.polled_at
-    if polled_at.tzinfo is None or polled_at.utcoffset() is None:
-        raise ValueError("polled_at must be timezone-aware")
-    item_id = write.item_id
-    if write.item is not None and write.item.id != item_id:
-        raise ValueError(f"poll of item {item_id} carries the settings of item {write.item.id}")
-    offer = write.result
-    if isinstance(offer, Offer):
-        if offer.item_id != item_id:
-            raise ValueError(f"offer is for item {offer.item_id}, not {item_id}")
-        if len({sku.sku_id for sku in offer.skus}) != len(offer.skus):
-            raise ValueError(f"item {item_id}: offer has duplicate SKU ids")
-        if len({tier.min_qty for tier in offer.tiers}) != len(offer.tiers):
-            raise ValueError(f"item {item_id}: offer has duplicate tier quantities")
 
 
 def record(
@@ -295,7 +226,7 @@ def _transaction(
     with write_transaction(engine) as conn:
         mixed, confirmed = _check_sources(conn, writes, sources)
         rows = _lock_items(conn, [w for i, w in enumerate(writes) if i not in mixed])
-        looks: list[_Plan | _Pending | Exception] = []
+        looks: list[Plan | Pending | Exception] = []
         for index, write in enumerate(writes):
             if index in mixed:
                 looks.append(mixed[index])
@@ -309,22 +240,22 @@ def _transaction(
                 )
                 continue
             try:
-                looks.append(_look(row, write))
-            except _Refused as refused:
+                looks.append(look(row, write))
+            except Refused as refused:
                 looks.append(refused.error)
-        outcomes = _compare(conn, looks)
-        plans = [p for p in outcomes if isinstance(p, _Plan)]
+        outcomes = compare(conn, looks)
+        plans = [p for p in outcomes if isinstance(p, Plan)]
         polls = _write(conn, plans)
         if polls:
             polls = _alert(conn, polls, plans)
         recorded = iter(polls)
-        results = [next(recorded) if isinstance(o, _Plan) else o for o in outcomes]
+        results = [next(recorded) if isinstance(o, Plan) else o for o in outcomes]
     if confirmed is not None:  # committed: later transactions need not ask again
         sources.confirmed = confirmed
     return results
 
 
-def _alert(conn: Connection, polls: list[PollResult], plans: list[_Plan]) -> list[PollResult]:
+def _alert(conn: Connection, polls: list[PollResult], plans: list[Plan]) -> list[PollResult]:
     """Step 4: the alert step; each poll's result names the targets it queued messages for."""
     messages = record_alerts(
         conn,
@@ -339,14 +270,6 @@ def _alert(conn: Connection, polls: list[PollResult], plans: list[_Plan]) -> lis
         else replace(poll, alerted=tuple(dict.fromkeys(t.name for t in plan.write.targets)))
         for poll, plan, message in zip(polls, plans, messages, strict=True)
     ]
-
-
-class _Refused(Exception):
-    """A poll that cannot be recorded; raised before it wrote anything."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 def _lock_items(conn: Connection, writes: list[PollWrite]) -> dict[int, sa.Row[Any]]:
@@ -377,153 +300,6 @@ def _lock_items(conn: Connection, writes: list[PollWrite]) -> dict[int, sa.Row[A
     return rows
 
 
-@dataclass(slots=True)
-class _Pending:
-    """A success whose digest differs from the stored one: it needs the open state rows."""
-
-    write: PollWrite
-    row: sa.Row[Any]
-    offer: Offer
-    digest: str
-    availability: Availability
-    back: list[Change]
-
-
-def _look(row: sa.Row[Any], write: PollWrite) -> _Plan | _Pending:
-    """Plan a failure or an unchanged success from the item's row alone."""
-    availability = Availability(row.available, row.unavailable_streak)
-    offer = write.result
-    if not isinstance(offer, Offer):
-        return _plan_failure(row, write, offer, availability)
-    at = write.polled_at
-    if row.last_success_at is not None and at < row.last_success_at:
-        raise _Refused(
-            ValueError(
-                f"item {offer.item_id}: poll time {at.isoformat()} is before the stored state "
-                f"({row.last_success_at.isoformat()}); clocks out of order?"
-            )
-        )
-    new_availability, back = on_success(availability)
-    digest = scd.fingerprint(offer)
-    if row.state_hash is not None and row.state_hash == digest:
-        # Same state as stored: nothing to read, compare or write.
-        outcome = PollOutcome.CHANGED if back else PollOutcome.UNCHANGED
-        return _plan_success(
-            row,
-            write,
-            offer,
-            digest=digest,
-            availability=new_availability,
-            changes=list(back),
-            outcome=outcome,
-        )
-    return _Pending(write, row, offer, digest, new_availability, list(back))
-
-
-def _compare(
-    conn: Connection, looks: list[_Plan | _Pending | Exception]
-) -> list[_Plan | Exception]:
-    """Diff every pending success against its open state rows and write what changed.
-
-    The open rows of all of them are read in three queries, and the rows
-    to close and open are written a few statements per table.
-    """
-    pending = [look for look in looks if isinstance(look, _Pending)]
-    if not pending:
-        return [look for look in looks if not isinstance(look, _Pending)]
-    states = scd.load_open_states(conn, [p.write.item_id for p in pending])
-    writes: list[scd.OfferWrites] = []
-    planned: dict[int, _Plan] = {}
-    for p in pending:
-        at = p.write.polled_at
-        state = states.get(p.offer.item_id) or scd.OpenState()
-        previous = state.to_offer(p.row)
-        changes = [] if previous is None else [*p.back, *diff(previous, p.offer)]
-        offer_writes = scd.plan_offer(p.offer.item_id, at, state, p.offer)
-        if not offer_writes.empty:
-            writes.append(offer_writes)
-        if previous is None:
-            outcome = PollOutcome.BASELINE
-        elif changes or not offer_writes.empty:
-            outcome = PollOutcome.CHANGED
-        else:
-            outcome = PollOutcome.UNCHANGED
-        planned[id(p)] = _plan_success(
-            p.row,
-            p.write,
-            p.offer,
-            digest=p.digest,
-            availability=p.availability,
-            changes=changes,
-            outcome=outcome,
-        )
-    scd.apply_offers(conn, writes)
-    return [planned[id(look)] if isinstance(look, _Pending) else look for look in looks]
-
-
-def _plan_success(
-    row: sa.Row[Any],
-    write: PollWrite,
-    offer: Offer,
-    *,
-    digest: str,
-    availability: Availability,
-    changes: list[Change],
-    outcome: PollOutcome,
-) -> _Plan:
-    at = write.polled_at
-    wanted: dict[str, Any] = {
-        "title": offer.title,
-        "currency": offer.currency,
-        "unit": offer.unit,
-        "url": offer.url,
-        "image": offer.image,
-        "shop_name": offer.shop_name,
-        "shop_url": offer.shop_url,
-        "last_changed_at": at if outcome is PollOutcome.CHANGED else row.last_changed_at,
-        "consecutive_failures": 0,
-        "available": availability.available,
-        "unavailable_streak": availability.unavailable_streak,
-        "last_error_reason": None,
-        "last_error": None,
-        "state_hash": digest,
-    }
-    values = {key: value for key, value in wanted.items() if getattr(row, key) != value}
-    values["last_polled_at"] = at
-    values["last_success_at"] = at
-    values["polls_total"] = row.polls_total + 1
-    return _Plan(write, outcome, changes, values, failures=0)
-
-
-def _plan_failure(
-    row: sa.Row[Any], write: PollWrite, error: TmapiError | ParseError, availability: Availability
-) -> _Plan:
-    at = write.polled_at
-    reason = error.reason if isinstance(error, TmapiError) else "parse"
-    code = error.code if isinstance(error, TmapiError) else None
-    message = str(error)[:_MESSAGE_MAX]
-    changes: list[Change] = []
-    failures = row.consecutive_failures + 1
-    values: dict[str, Any] = {
-        "last_polled_at": at,
-        "polls_total": row.polls_total + 1,
-        "polls_failed": row.polls_failed + 1,
-        "consecutive_failures": failures,
-        "last_error_reason": reason[:32],
-        "last_error": message,
-    }
-    if isinstance(error, TmapiItemUnavailable):
-        outcome = PollOutcome.UNAVAILABLE
-        new_availability, changes = on_unavailable(availability, write.unavailable_after)
-        values["available"] = new_availability.available
-        values["unavailable_streak"] = new_availability.unavailable_streak
-        if changes:
-            values["last_changed_at"] = at
-    else:
-        outcome = PollOutcome.FAILED
-    return _Plan(write, outcome, changes, values, failures, reason, code, message)
-
-
 def _allocate_poll_ids(conn: Connection, count: int) -> list[int]:
     """``count`` ids for new ``polls`` rows, reserved for this transaction.
 
@@ -537,7 +313,7 @@ def _allocate_poll_ids(conn: Connection, count: int) -> list[int]:
     return [int(i) for i in conn.execute(_NEXT_POLL_IDS, {"n": count}).scalars()]
 
 
-def _write(conn: Connection, plans: list[_Plan]) -> list[PollResult]:
+def _write(conn: Connection, plans: list[Plan]) -> list[PollResult]:
     """Step 3: the poll log, the changes and the items' new values, in few statements."""
     if not plans:
         return []

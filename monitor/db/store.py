@@ -34,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.db import history, meta, recording, scd
 from monitor.db.engine import ensure_schema, is_sqlite, make_engine
-from monitor.db.recording import Lease, PollWrite
+from monitor.db.poll_plan import Lease, PollWrite
 from monitor.db.records import (
     ItemRecord,
     PollCounts,

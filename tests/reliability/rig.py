@@ -21,14 +21,14 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
-from monitor.alerts.outbox import NOTIFICATIONS
-from monitor.alerts.sender import AppriseSender
 from monitor.daemon.app import Plumbing, open_daemon
 from monitor.daemon.service import Daemon, DaemonOptions
 from monitor.db.models import ChangeRow, Poll
+from monitor.db.outbox import NOTIFICATIONS
 from monitor.db.records import PollOutcome, PollResult
 from monitor.db.store import Store
 from monitor.domain import Offer
+from monitor.notify.sender import AppriseSender
 from monitor.tmapi.client import TmapiSettings
 from monitor.tmapi.simulator import SimulatedTmapi
 from monitor.watchlist import load_watchlist

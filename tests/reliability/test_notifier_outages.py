@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.alerts.outbox import OutboxState
+from monitor.db.outbox import OutboxState
 from monitor.db.store import Store
 from tests.receivers import Answer, SmtpReceiver, WebhookReceiver
 from tests.reliability.rig import Rig, make_rig, watchlist_text

@@ -10,7 +10,7 @@ targets never share a plugin object across threads, and plugin state
 The result says whether the service accepted the message and, if not, why
 (from apprise's own per-call log, never with the URL) and how long the
 service asked to be left alone (``Retry-After``, see
-:mod:`monitor.alerts.retry_after`).
+:mod:`monitor.notify.retry_after`).
 
 Secrets: apprise plugins log the URLs they post to at DEBUG, and urllib3
 logs request paths, in forms that differ from the apprise URL the watchlist
@@ -35,8 +35,8 @@ from urllib.parse import parse_qsl, unquote
 import apprise
 
 from monitor.alerts.render import Rendered
-from monitor.alerts.retry_after import recording, retry_after_of
 from monitor.logs import MIN_SECRET_LENGTH, redact, register_secret
+from monitor.notify.retry_after import recording, retry_after_of
 from monitor.watchlist_model import Target, apprise_quietly
 
 __all__ = ["SEND_TIMEOUT", "AppriseSender", "SendResult", "url_secrets"]

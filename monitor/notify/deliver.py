@@ -44,12 +44,12 @@ from enum import StrEnum
 
 from sqlalchemy.engine import Engine
 
-from monitor.alerts import outbox
 from monitor.alerts.model import AlertGroup
-from monitor.alerts.outbox import DEFAULT_LEASE, Claimed
 from monitor.alerts.render import Rendered, format_for_url, limit_for_url, render
 from monitor.alerts.schedule import not_quiet
-from monitor.alerts.sender import AppriseSender, SendResult
+from monitor.db import outbox
+from monitor.db.outbox import DEFAULT_LEASE, Claimed
+from monitor.notify.sender import AppriseSender, SendResult
 from monitor.watchlist_model import Target
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 A poll that alerts calls :func:`enqueue` inside its own transaction, so its
 notifications are committed with its snapshot or not at all. Delivery
-(:mod:`monitor.alerts.deliver`) later calls :func:`claim`, sends each row
+(:mod:`monitor.notify.deliver`) later calls :func:`claim`, sends each row
 outside any transaction, and records the outcome with :func:`mark_sent`,
 :func:`mark_retry`, :func:`mark_dead` or :func:`release`.
 

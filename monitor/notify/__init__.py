@@ -1,0 +1,1 @@
+"""Delivery: outbox rows sent through apprise, with retries, after their poll committed."""
