@@ -25,8 +25,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import apprise
 
+from monitor.apprise_urls import apprise_quietly
 from monitor.errors import ConfigError
-from monitor.watchlist_model import TEMPLATE_FIELDS, QuietHours, apprise_quietly
+from monitor.watchlist_model import TEMPLATE_FIELDS, QuietHours
 
 __all__ = [
     "check_apprise_url",

@@ -18,10 +18,7 @@ A :class:`Target` holds its expanded apprise URL, which is a secret: its
 from __future__ import annotations
 
 import fnmatch
-import logging
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 from decimal import Decimal
@@ -33,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 import apprise
 
+from monitor.apprise_urls import apprise_quietly, url_secrets
 from monitor.errors import ConfigError
 
 __all__ = [
@@ -49,7 +47,6 @@ __all__ = [
     "Target",
     "Watchlist",
     "WatchlistError",
-    "apprise_quietly",
     "watched_items",
 ]
 
@@ -215,8 +212,6 @@ class Target:
         if isinstance(shown, str):
             # apprise leaves the path of json://, xml://, form:// … in clear: mask
             # every part that looks like a token there too.
-            from monitor.notify.sender import url_secrets
-
             for secret in sorted(url_secrets(self.url) - {self.url}, key=len, reverse=True):
                 shown = shown.replace(secret, "***")
             return shown
@@ -263,31 +258,3 @@ class Watchlist:
 def watched_items(watchlist: Watchlist) -> tuple[Item, ...]:
     """The items to poll: those with ``enabled = true``."""
     return tuple(item for item in watchlist.items if item.rules.enabled)
-
-
-class _OtherThreads(logging.Filter):
-    """Drop records logged by one thread (apprise's complaints while we probe a URL)."""
-
-    def __init__(self, thread_id: int) -> None:
-        super().__init__()
-        self.thread_id = thread_id
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.thread != self.thread_id
-
-
-@contextmanager
-def apprise_quietly() -> Iterator[None]:
-    """Silence the ``apprise`` logger for the current thread only.
-
-    Probing a URL makes apprise log it (raw, at ERROR, when it is bad); the
-    loader reports the problem itself, without the secret. Deliveries running
-    in other threads keep their apprise logs.
-    """
-    apprise_logger = logging.getLogger("apprise")
-    quiet = _OtherThreads(threading.get_ident())
-    apprise_logger.addFilter(quiet)
-    try:
-        yield
-    finally:
-        apprise_logger.removeFilter(quiet)

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from monitor.alerts.render import Rendered
+from monitor.apprise_urls import url_secrets
 from monitor.db import outbox
 from monitor.db.outbox import OutboxState, list_notifications
 from monitor.db.store import Store
@@ -31,7 +32,7 @@ from monitor.notify.deliver import (
     deliver_due,
 )
 from monitor.notify.retry_after import MAX_RETRY_AFTER, parse_retry_after
-from monitor.notify.sender import AppriseSender, SendResult, url_secrets
+from monitor.notify.sender import AppriseSender, SendResult
 from monitor.watchlist_model import Target
 from tests.factories import ITEM_ID, at
 from tests.outbox_helpers import SHANGHAI, group, record_poll, rows, target

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor import watchlist as watchlist_module
+from monitor.apprise_urls import apprise_quietly
 from monitor.durations import format_duration, parse_duration
 from monitor.errors import ConfigError
 from monitor.watchlist import (
@@ -36,7 +37,6 @@ from monitor.watchlist import (
     summarize,
     watched_items,
 )
-from monitor.watchlist_model import apprise_quietly
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "watchlist.example.toml"

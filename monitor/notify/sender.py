@@ -24,29 +24,27 @@ whatever form a library logs them in.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, unquote
 
 import apprise
 
 from monitor.alerts.render import Rendered
-from monitor.logs import MIN_SECRET_LENGTH, redact, register_secret
+from monitor.apprise_urls import apprise_quietly, url_secrets
+from monitor.logs import redact, register_secret
 from monitor.notify.retry_after import recording, retry_after_of
-from monitor.watchlist_model import Target, apprise_quietly
+from monitor.watchlist_model import Target
 
-__all__ = ["SEND_TIMEOUT", "AppriseSender", "SendResult", "url_secrets"]
+__all__ = ["SEND_TIMEOUT", "AppriseSender", "SendResult"]
 
 log = logging.getLogger(__name__)
 
 #: Seconds one send may take before apprise gives up on it.
 SEND_TIMEOUT = 60.0
 _REASON_MAX = 300
-_TOKEN_SPLIT = re.compile(r"[/:@?&=#,\s]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,65 +60,6 @@ class SendResult:
     error: str | None = None
     retry_after: timedelta | None = None
     statuses: tuple[int, ...] = ()
-
-
-def _looks_secret(part: str) -> bool:
-    """A URL part that may be a token: long, or mixing letters and digits."""
-    if len(part) >= 16:
-        return True
-    return len(part) >= 6 and any(c.isdigit() for c in part) and any(c.isalpha() for c in part)
-
-
-def url_secrets(url: str) -> set[str]:
-    """The strings of an apprise URL that must never be logged.
-
-    The whole URL; its password; every user name, host-position token, path
-    segment, query value and fragment that looks like a token (see
-    :func:`_looks_secret`; host names with dots are addresses, not secrets);
-    and every part apprise itself masks in its privacy form.
-    """
-    found = {url}
-    candidates: list[str] = []
-    _, _, rest = url.partition("://")
-    rest, _, fragment = rest.partition("#")
-    rest, _, query = rest.partition("?")
-    netloc, _, path = rest.partition("/")
-    userinfo, at, hostport = netloc.rpartition("@")
-    if at:
-        user, _, password = userinfo.partition(":")
-        found.update({password, unquote(password)})
-        candidates.append(user)
-    if not hostport.startswith("["):
-        host, _, port = hostport.partition(":")
-        if "." not in host and host != "localhost":
-            candidates.append(host)
-        if port and not port.isdigit():
-            found.add(port)
-    candidates.extend(path.split("/"))
-    for _key, value in parse_qsl(query, keep_blank_values=False):
-        candidates.extend([value, *value.split()])
-    candidates.append(fragment)
-    for part in candidates:
-        if _looks_secret(part):
-            found.update({part, unquote(part)})
-    found.update(_masked_by_apprise(url))
-    return {s for s in found if len(s) >= MIN_SECRET_LENGTH}
-
-
-def _masked_by_apprise(url: str) -> set[str]:
-    """Parts of ``url`` that apprise hides in its privacy form."""
-    with apprise_quietly():
-        try:
-            plugin: Any = apprise.Apprise.instantiate(url)
-            if plugin is None:
-                return set()
-            raw, private = plugin.url(privacy=False), plugin.url(privacy=True)
-        except Exception:  # an unparseable URL has no plugin to ask
-            return set()
-    if not isinstance(raw, str) or not isinstance(private, str):
-        return set()
-    shown = set(_TOKEN_SPLIT.split(private))
-    return {unquote(part) for part in _TOKEN_SPLIT.split(raw) if part and part not in shown}
 
 
 def _utcnow() -> datetime:
