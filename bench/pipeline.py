@@ -30,15 +30,14 @@ from typing import Any
 
 from bench.probes import CpuSplit, LoopLag, Storage, process_cpu, storage
 from bench.sim import SimProcess
-from monitor import poller
-from monitor.daemon import runtime
+from monitor.daemon import poller, runtime
 from monitor.daemon.app import open_daemon
 from monitor.daemon.service import Daemon, DaemonOptions
 from monitor.db import poll_plan, recording, scd
 from monitor.db.store import Store
 from monitor.domain import PollSource
 from monitor.tmapi.client import TmapiSettings
-from monitor.watchlist_model import Item, Rules, Settings, Target, Watchlist
+from monitor.watchlist.model import Item, Rules, Settings, Target, Watchlist
 
 #: Far above anything this machine reaches: the benchmark measures the monitor, not the cap.
 UNCAPPED_RATE = 1_000_000.0

@@ -27,7 +27,7 @@ import sys
 from decimal import Decimal
 from typing import Any
 
-from monitor.tmapi.simulator import SimulatedTmapi
+from monitor.simulator.server import SimulatedTmapi
 
 CENT = Decimal("0.01")
 

@@ -18,7 +18,7 @@ from monitor.db.records import PollResult
 from monitor.db.store import Store
 from monitor.domain import Offer, PollSource, Sku, Tier
 from monitor.errors import ParseError, TmapiError, TmapiItemUnavailable, TmapiTimeout
-from monitor.watchlist_model import Item, Target
+from monitor.watchlist.model import Item, Target
 
 ITEM_ID = 652702302959
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)

@@ -16,7 +16,7 @@ from monitor.db.outbox import enqueue
 from monitor.db.outbox_models import Notification
 from monitor.db.records import PollResult
 from monitor.db.store import Store
-from monitor.watchlist_model import QuietHours, Target
+from monitor.watchlist.model import QuietHours, Target
 from tests.factories import ITEM_ID, apply_poll, offer
 
 NOTIFICATIONS = cast(sa.Table, Notification.__table__)

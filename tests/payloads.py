@@ -58,7 +58,9 @@ _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 @cache
 def _example_text() -> str:
-    return resources.files("monitor.tmapi").joinpath("data/example_item.json").read_text("utf-8")
+    return (
+        resources.files("monitor.simulator").joinpath("data/example_item.json").read_text("utf-8")
+    )
 
 
 def example_response() -> JSON:

@@ -27,7 +27,7 @@ from monitor.db.rule_states import (
 )
 from monitor.db.store import PollWrite, Store
 from monitor.errors import StorageError
-from monitor.watchlist_model import AlertKind, Item, Rules, Watchlist
+from monitor.watchlist.model import AlertKind, Item, Rules, Watchlist
 from tests.factories import apply_poll, at, offer, timeout, with_sku, write
 from tests.outbox_helpers import target
 from tests.rules_helpers import worked_out_in_full

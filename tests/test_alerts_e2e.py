@@ -22,9 +22,9 @@ from monitor.daemon.service import Daemon, DaemonOptions
 from monitor.db.engine import upgrade
 from monitor.db.store import Store
 from monitor.notify.sender import AppriseSender
+from monitor.simulator.server import SimulatedTmapi
 from monitor.tmapi.client import TmapiSettings
-from monitor.tmapi.simulator import SimulatedTmapi
-from monitor.watchlist import load_watchlist
+from monitor.watchlist.load import load_watchlist
 from tests.receivers import Answer, SmtpReceiver, WebhookReceiver
 
 ITEM = 652702302959

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from monitor.charts import (
+from monitor.cli import cli
+from monitor.cli.plot import (
     ChartInput,
     chart_format,
     price_band,
@@ -19,7 +20,6 @@ from monitor.charts import (
     sku_steps,
     stock_steps,
 )
-from monitor.cli import cli
 from monitor.db.queries import PriceRow
 from monitor.db.store import Store
 from tests.factories import ITEM_ID, apply_poll, at, offer, sku, with_sku
@@ -170,7 +170,7 @@ def test_chart_default_name_and_errors(
 
 
 def test_titles_without_a_cjk_font_keep_what_can_be_drawn() -> None:
-    from monitor.charts import _drawable_title
+    from monitor.cli.plot import _drawable_title
 
     assert _drawable_title("Leopard robe (652702302959): 跨境速卖通", 1) == (
         "Leopard robe (652702302959)"

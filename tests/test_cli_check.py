@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from monitor.cli import cli
-from monitor.tmapi.simulator import SimulatedTmapi
+from monitor.simulator.server import SimulatedTmapi
 
 ITEM = 652702302959
 TOKEN = "canary-token-7f3a9c"

@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from monitor.cli import cli
 from monitor.db.store import Store
-from monitor.tmapi.simulator import SimulatedTmapi
+from monitor.simulator.server import SimulatedTmapi
 
 TOKEN = "run-canary-token-41d7"
 SLACK_SECRET = "slackSecretTokenC0ffee9"

@@ -34,14 +34,14 @@ from monitor.errors import (
     TmapiTimeout,
     TmapiTransportError,
 )
-from monitor.tmapi.catalog import EXAMPLE_ITEM_ID
+from monitor.simulator.catalog import EXAMPLE_ITEM_ID
+from monitor.simulator.server import Mode, SimulatedTmapi
 from monitor.tmapi.client import (
     TmapiClient,
     TmapiSettings,
     backoff_delay,
     parse_retry_after,
 )
-from monitor.tmapi.simulator import Mode, SimulatedTmapi
 
 TOKEN = "tok-SECRET-5f1e2d"
 ITEM = 652702302959

@@ -38,9 +38,10 @@ from monitor.db.records import PollOutcome
 from monitor.db.store import Store
 from monitor.domain import ChangeKind
 from monitor.errors import ConfigError, StorageError
+from monitor.simulator.server import Mode, SimulatedTmapi
 from monitor.tmapi.client import TmapiSettings
-from monitor.tmapi.simulator import Mode, SimulatedTmapi
-from monitor.watchlist import Watchlist, load_watchlist
+from monitor.watchlist.load import load_watchlist
+from monitor.watchlist.model import Watchlist
 from tests.clocks import FakeClock, no_sleep
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)

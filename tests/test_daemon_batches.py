@@ -11,9 +11,10 @@ from monitor.daemon.service import DaemonOptions
 from monitor.db import scd
 from monitor.db.records import PollOutcome
 from monitor.db.store import Store
+from monitor.simulator.server import SimulatedTmapi
 from monitor.tmapi.client import TmapiSettings
-from monitor.tmapi.simulator import SimulatedTmapi
-from monitor.watchlist import Watchlist, load_watchlist
+from monitor.watchlist.load import load_watchlist
+from monitor.watchlist.model import Watchlist
 from tests.factories import T0
 
 ITEMS = list(range(4001, 4025))

@@ -28,8 +28,8 @@ from sqlalchemy.engine import Engine
 from monitor.db import leases
 from monitor.db.engine import make_engine, upgrade
 from monitor.db.models import Poll
-from monitor.tmapi.loopback import Reply
-from monitor.tmapi.simulator import Mode, SimulatedTmapi
+from monitor.simulator.loopback import Reply
+from monitor.simulator.server import Mode, SimulatedTmapi
 from tests.reliability.harness import MonitorProcess, assert_nothing_half_written
 
 POLLS = cast(sa.Table, Poll.__table__)

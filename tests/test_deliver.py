@@ -19,12 +19,11 @@ from typing import Any
 
 import pytest
 
-from monitor.alerts.render import Rendered
-from monitor.apprise_urls import url_secrets
 from monitor.db import outbox
 from monitor.db.outbox import OutboxState, list_notifications
 from monitor.db.store import Store
 from monitor.logs import register_secret, setup_logging
+from monitor.messages.render import Rendered
 from monitor.notify.deliver import (
     DeliveryReport,
     DeliveryStatus,
@@ -33,7 +32,8 @@ from monitor.notify.deliver import (
 )
 from monitor.notify.retry_after import MAX_RETRY_AFTER, parse_retry_after
 from monitor.notify.sender import AppriseSender, SendResult
-from monitor.watchlist_model import Target
+from monitor.watchlist.model import Target
+from monitor.watchlist.urls import url_secrets
 from tests.factories import ITEM_ID, at
 from tests.outbox_helpers import SHANGHAI, group, record_poll, rows, target
 from tests.receivers import Answer, SmtpReceiver, WebhookReceiver

@@ -5,7 +5,7 @@ from decimal import Decimal as D
 import pytest
 
 from monitor.domain import Change, ChangeKind
-from monitor.formatting import describe_change, format_amount, format_money, format_pct
+from monitor.messages.formatting import describe_change, format_amount, format_money, format_pct
 
 
 @pytest.mark.parametrize(

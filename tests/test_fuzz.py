@@ -33,10 +33,13 @@ from monitor.domain import Offer
 from monitor.errors import ConfigError, ParseError, TmapiBadResponse, TmapiError
 from monitor.tmapi.client import TmapiClient, TmapiSettings, interpret
 from monitor.tmapi.parse import parse_item
-from monitor.watchlist import Watchlist, load_watchlist
+from monitor.watchlist.load import load_watchlist
+from monitor.watchlist.model import Watchlist
 from tests.payloads import json_paths
 
-EXAMPLE = Path(__file__).parents[1].joinpath("monitor/tmapi/data/example_item.json").read_bytes()
+EXAMPLE = (
+    Path(__file__).parents[1].joinpath("monitor/simulator/data/example_item.json").read_bytes()
+)
 ITEM = int(json.loads(EXAMPLE)["data"]["item_id"])
 
 FUZZ = settings(

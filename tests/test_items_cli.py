@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 from monitor.cli import cli
 from monitor.cli.items import add_item, remove_item
 from monitor.errors import ConfigError
-from monitor.watchlist import load_watchlist
+from monitor.watchlist.load import load_watchlist
 from tests.test_watchlist import EXAMPLE
 
 ROBE, PYJAMAS, SEASONAL = 652702302959, 859086919394, 714582004178

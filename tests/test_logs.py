@@ -19,8 +19,8 @@ import pytest
 
 from monitor.errors import ConfigError, TmapiAuthError, TmapiError
 from monitor.logs import RedactingFilter, redact, register_secret, setup_logging
+from monitor.simulator.server import Mode, SimulatedTmapi
 from monitor.tmapi.client import TmapiClient, TmapiSettings
-from monitor.tmapi.simulator import Mode, SimulatedTmapi
 
 ITEM = 652702302959
 

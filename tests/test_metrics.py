@@ -26,15 +26,15 @@ from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.cli.run import run
+from monitor.daemon.health import Health, MetricsServer, probe_database
+from monitor.daemon.metrics import Metrics, watch_loop_lag
 from monitor.db.engine import make_engine, upgrade
 from monitor.db.outbox import OutboxState
 from monitor.db.records import PollOutcome, PollResult
 from monitor.domain import Change, ChangeKind
 from monitor.errors import ConfigError, TmapiTimeout
-from monitor.health import Health, MetricsServer, probe_database
-from monitor.metrics import Metrics, watch_loop_lag
 from monitor.notify.deliver import Delivery, DeliveryReport, DeliveryStatus
-from monitor.tmapi.simulator import SimulatedTmapi
+from monitor.simulator.server import SimulatedTmapi
 from tests.receivers import free_port
 
 T = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -380,7 +380,7 @@ def test_monitor_run_serves_metrics_and_logs_json_lines(tmp_path: Path) -> None:
         entry = json.loads(line)  # every line, from every library, is one JSON object
         assert {"ts", "level", "logger", "msg"} <= entry.keys(), line
     loggers = {json.loads(line)["logger"] for line in lines}
-    assert {"monitor.health", "monitor.daemon.runner"} <= loggers, loggers
+    assert {"monitor.daemon.health", "monitor.daemon.runner"} <= loggers, loggers
     assert TOKEN not in log.read_text(encoding="utf-8")
 
 

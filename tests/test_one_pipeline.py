@@ -26,9 +26,9 @@ from monitor.db.store import Store
 from monitor.domain import PollSource
 from monitor.errors import MixedSourcesError
 from monitor.notify.sender import AppriseSender
+from monitor.simulator.server import SimulatedTmapi
 from monitor.tmapi.client import TmapiSettings
-from monitor.tmapi.simulator import SimulatedTmapi
-from monitor.watchlist import load_watchlist
+from monitor.watchlist.load import load_watchlist
 from tests.factories import apply_poll, at, offer
 from tests.receivers import WebhookReceiver
 

@@ -13,15 +13,15 @@ from unittest import mock
 import apprise
 import pytest
 
-from monitor.alerts.formats import DEFAULT_LIMITS, FORMAT_NAMES
 from monitor.alerts.model import Alert, AlertGroup
-from monitor.alerts.render import (
+from monitor.messages.formats import DEFAULT_LIMITS, FORMAT_NAMES
+from monitor.messages.render import (
     Rendered,
     format_for_url,
     limit_for_url,
     render,
 )
-from monitor.alerts.render import test_message as sample_message
+from monitor.messages.render import test_message as sample_message
 
 D = Decimal
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)

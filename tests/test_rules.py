@@ -25,8 +25,8 @@ from monitor.alerts.state import SentAlert, SkuMemory
 from monitor.diff import diff
 from monitor.domain import Change, ChangeKind, Offer, Sku, Tier
 from monitor.errors import StorageError
-from monitor.watchlist_model import AlertKind as K
-from monitor.watchlist_model import Rules
+from monitor.watchlist.model import AlertKind as K
+from monitor.watchlist.model import Rules
 from tests.rules_helpers import worked_out_in_full
 
 D = Decimal

@@ -14,7 +14,7 @@ from monitor.alerts.schedule import (
     not_quiet,
     quiet_release,
 )
-from monitor.watchlist_model import QuietHours, Target
+from monitor.watchlist.model import QuietHours, Target
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")

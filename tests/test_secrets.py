@@ -49,10 +49,12 @@ from monitor.db.engine import check_connection, make_engine, upgrade
 from monitor.db.store import Store
 from monitor.errors import ConfigError, MonitorError, StorageError, TmapiError
 from monitor.logs import redact
+from monitor.simulator.server import Mode, SimulatedTmapi
 from monitor.tmapi.client import TmapiClient, TmapiSettings
-from monitor.tmapi.simulator import Mode, SimulatedTmapi
-from monitor.watchlist import WatchlistError, parse_watchlist, summarize
-from monitor.watchlist_fields import variable_value
+from monitor.watchlist.fields import variable_value
+from monitor.watchlist.load import parse_watchlist
+from monitor.watchlist.model import WatchlistError
+from monitor.watchlist.summary import summarize
 from tests.receivers import Answer, SmtpReceiver, WebhookReceiver, free_port
 from tests.reliability.harness import TcpProxy, through_proxy, wait_for
 

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from monitor.tmapi.catalog import EXAMPLE_ITEM_ID, default_item_ids, example_data
+from monitor.simulator.catalog import EXAMPLE_ITEM_ID, default_item_ids, example_data
+from monitor.simulator.server import Mode, SimulatedTmapi, encode
 from monitor.tmapi.parse import parse_item
-from monitor.tmapi.simulator import Mode, SimulatedTmapi, encode
 
 EXAMPLE_FILE_DATA: dict[str, Any] = example_data()
 
@@ -55,7 +55,7 @@ def generated(sim: SimulatedTmapi) -> list[int]:
 
 
 def test_example_item_is_the_documented_example_with_its_id_corrected() -> None:
-    example_file = Path(__file__).parents[1] / "monitor/tmapi/data/example_item.json"
+    example_file = Path(__file__).parents[1] / "monitor/simulator/data/example_item.json"
     raw = json.loads(example_file.read_text(encoding="utf-8"))["data"]
     assert raw["item_id"] == 859086919394
     expected = {**raw, "item_id": EXAMPLE_ITEM_ID}

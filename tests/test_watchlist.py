@@ -17,12 +17,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor import watchlist as watchlist_module
-from monitor.apprise_urls import apprise_quietly
 from monitor.durations import format_duration, parse_duration
 from monitor.errors import ConfigError
-from monitor.watchlist import (
+from monitor.watchlist import load as watchlist_module
+from monitor.watchlist.load import (
     ENV_OVERRIDES,
+    apply_env_overrides,
+    load_watchlist,
+    parse_watchlist,
+)
+from monitor.watchlist.model import (
     AlertKind,
     Item,
     QuietHours,
@@ -31,12 +35,10 @@ from monitor.watchlist import (
     Target,
     Watchlist,
     WatchlistError,
-    apply_env_overrides,
-    load_watchlist,
-    parse_watchlist,
-    summarize,
     watched_items,
 )
+from monitor.watchlist.summary import summarize
+from monitor.watchlist.urls import apprise_quietly
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "watchlist.example.toml"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.watchlist import load_watchlist
-from monitor.watchlist_snapshot import from_document, to_document
+from monitor.watchlist.load import load_watchlist
+from monitor.watchlist.snapshot import from_document, to_document
 
 SECRET = "xoxb-snapshot-canary-8812"
 

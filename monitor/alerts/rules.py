@@ -50,7 +50,7 @@ from monitor.alerts.state import RuleState, SentAlert, SkuMemory, alert_key
 from monitor.diff import percent_change
 from monitor.domain import Change, ChangeKind, Offer, Sku
 from monitor.tmapi.parse import offer_url
-from monitor.watchlist_model import AlertKind, Rules
+from monitor.watchlist.model import AlertKind, Rules
 
 __all__ = [
     "RECOVERED",

@@ -26,7 +26,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from monitor.watchlist_model import Target
+from monitor.watchlist.model import Target
 
 __all__ = ["hold_until", "local_instant", "next_digest", "not_quiet", "quiet_release"]
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from monitor.alerts.state import RuleState, SkuMemory
 from monitor.domain import Offer, Sku
-from monitor.watchlist_model import AlertKind, Rules
+from monitor.watchlist.model import AlertKind, Rules
 
 __all__ = ["Quiet", "is_at_target", "is_low", "price_move", "same_baseline", "settled"]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from monitor.charts import ChartInput, ChartSummary, chart_format, render_chart
 from monitor.cli.history import ItemParam, Since, open_store, resolve_item, utc_now
+from monitor.cli.plot import ChartInput, ChartSummary, chart_format, render_chart
 from monitor.db.queries import alert_marks, item_changes, price_rows, reading
 from monitor.db.store import Store
 

@@ -20,10 +20,10 @@ from monitor.cli.common import (
     tmapi_settings,
     watchlist_for_check,
 )
+from monitor.daemon.poller import check_items, utc_now
 from monitor.db.store import PollOutcome, PollResult, Store
 from monitor.domain import Change, Offer
-from monitor.formatting import describe_change, format_money
-from monitor.poller import check_items, utc_now
+from monitor.messages.formatting import describe_change, format_money
 from monitor.tmapi.client import LANGUAGES as TMAPI_LANGUAGES
 from monitor.tmapi.client import TmapiClient, TmapiSettings
 

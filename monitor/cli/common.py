@@ -15,10 +15,11 @@ from monitor.db import meta
 from monitor.db.store import Store
 from monitor.domain import PollSource
 from monitor.errors import ConfigError
+from monitor.simulator.server import SimulatedTmapi
 from monitor.tmapi.client import TmapiSettings
-from monitor.tmapi.simulator import SimulatedTmapi
-from monitor.watchlist import Watchlist, load_watchlist
-from monitor.watchlist_snapshot import from_document
+from monitor.watchlist.load import load_watchlist
+from monitor.watchlist.model import Watchlist
+from monitor.watchlist.snapshot import from_document
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from monitor.db.records import ItemRecord, StoredChange
 from monitor.db.store import Store
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError
-from monitor.formatting import describe_change, format_amount, format_money
-from monitor.watchlist_fields import to_item_id
+from monitor.messages.formatting import describe_change, format_amount, format_money
+from monitor.watchlist.fields import to_item_id
 
 __all__ = [
     "CHANGE_FIELDS",

@@ -13,7 +13,7 @@ them under the entry above. The rule here, as people write them:
 Removing an entry removes its own comments; adding one puts it after the
 last entry, before whatever came after that entry.
 
-The edited text is validated with :func:`monitor.watchlist.parse_watchlist`
+The edited text is validated with :func:`monitor.watchlist.load.parse_watchlist`
 before anything is written; an edit that leaves the file invalid is refused
 with the problems. The file is then replaced atomically (a temporary file
 in the same folder, ``fsync``, ``os.replace``), so the running daemon, which
@@ -37,8 +37,9 @@ from tomlkit.toml_document import TOMLDocument
 from monitor.cli.validate import WATCHLIST_OPTION_HELP, default_watchlist
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError
-from monitor.watchlist import WatchlistError, parse_watchlist
-from monitor.watchlist_fields import to_item_id
+from monitor.watchlist.fields import to_item_id
+from monitor.watchlist.load import parse_watchlist
+from monitor.watchlist.model import WatchlistError
 
 __all__ = ["add_item", "items", "remove_item", "write_atomically"]
 

@@ -9,16 +9,17 @@ from pathlib import Path
 
 import click
 
-from monitor.alerts.render import test_message
-from monitor.apprise_urls import url_secrets
 from monitor.cli.validate import WATCHLIST_OPTION_HELP, default_watchlist
 from monitor.db.outbox import OutboxRow, OutboxState, count_by_state, list_notifications
 from monitor.db.store import Store
 from monitor.errors import ConfigError
 from monitor.logs import redact, register_secret
+from monitor.messages.render import test_message
 from monitor.notify.deliver import render_for
 from monitor.notify.sender import AppriseSender
-from monitor.watchlist import Target, load_watchlist
+from monitor.watchlist.load import load_watchlist
+from monitor.watchlist.model import Target
+from monitor.watchlist.urls import url_secrets
 
 __all__ = ["notify"]
 

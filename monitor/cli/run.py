@@ -18,16 +18,17 @@ from monitor.cli.common import SIMULATE_HELP, answered_polls, tmapi_settings
 from monitor.cli.validate import WATCHLIST_OPTION_HELP, default_watchlist
 from monitor.daemon import runtime
 from monitor.daemon.app import open_daemon
+from monitor.daemon.health import Health, MetricsServer, probe_database
+from monitor.daemon.metrics import Metrics, watch_loop_lag
+from monitor.daemon.poller import utc_now
 from monitor.daemon.reload import WatchlistReloader
 from monitor.daemon.runner import RoundObserver, RunnerOptions, serve
 from monitor.daemon.service import DaemonOptions
 from monitor.db.store import PollOutcome, PollResult, Store
 from monitor.errors import ConfigError
-from monitor.health import Health, MetricsServer, probe_database
-from monitor.metrics import Metrics, watch_loop_lag
-from monitor.poller import utc_now
 from monitor.tmapi.client import TmapiSettings
-from monitor.watchlist import Watchlist, load_watchlist, watched_items
+from monitor.watchlist.load import load_watchlist
+from monitor.watchlist.model import Watchlist, watched_items
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,9 @@ from monitor.cli.validate import WATCHLIST_OPTION_HELP, default_watchlist
 from monitor.db.queries import ItemStatus, StatusReport, reading, status_report
 from monitor.db.urls import safe_url
 from monitor.errors import ConfigError
-from monitor.formatting import format_money, format_pct
-from monitor.watchlist import Watchlist, load_watchlist
+from monitor.messages.formatting import format_money, format_pct
+from monitor.watchlist.load import load_watchlist
+from monitor.watchlist.model import Watchlist
 
 __all__ = ["StatusLine", "print_status", "status", "status_lines", "status_table"]
 

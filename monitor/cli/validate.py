@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from monitor.errors import ConfigError
-from monitor.watchlist import load_watchlist, summarize
+from monitor.watchlist.load import load_watchlist
+from monitor.watchlist.summary import summarize
 
 WATCHLIST_OPTION_HELP = "The watchlist file (default ./watchlist.toml, or $MONITOR_WATCHLIST)."
 

@@ -22,15 +22,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from monitor.daemon.metrics import Metrics
+from monitor.daemon.poller import utc_now
 from monitor.daemon.service import Clock, Daemon, DaemonOptions
 from monitor.daemon.throttle import AdaptiveThrottle
 from monitor.db.store import Store
 from monitor.errors import MonitorError
-from monitor.metrics import Metrics
 from monitor.notify.sender import AppriseSender
-from monitor.poller import utc_now
 from monitor.tmapi.client import TmapiClient, TmapiSettings
-from monitor.watchlist import Watchlist
+from monitor.watchlist.model import Watchlist
 
 __all__ = ["Plumbing", "open_daemon"]
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.errors import ConfigError
-from monitor.watchlist import Watchlist, load_watchlist
+from monitor.watchlist.load import load_watchlist
+from monitor.watchlist.model import Watchlist
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from monitor.daemon.reload import WatchlistReloader
 from monitor.daemon.service import Daemon
 from monitor.db.retention import prune_poll_log
 from monitor.errors import MonitorError
-from monitor.watchlist import Watchlist
+from monitor.watchlist.model import Watchlist
 
 log = logging.getLogger(__name__)
 

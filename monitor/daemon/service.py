@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from monitor.daemon.metrics import Metrics
+from monitor.daemon.poller import PollOptions, fetch_offer, poll_write, utc_now
 from monitor.daemon.throttle import AdaptiveThrottle
 from monitor.daemon.timing import first_poll_at, next_poll_at
 from monitor.daemon.writer import PollWriter
@@ -27,13 +29,11 @@ from monitor.db import leases, meta
 from monitor.db.store import Lease, PollResult, Store
 from monitor.domain import Offer
 from monitor.errors import MonitorError, ParseError, TmapiError, TmapiTimeout
-from monitor.metrics import Metrics
 from monitor.notify.deliver import DeliveryReport, default_sender, deliver_due
 from monitor.notify.sender import AppriseSender
-from monitor.poller import PollOptions, fetch_offer, poll_write, utc_now
 from monitor.tmapi.client import TmapiClient
-from monitor.watchlist import Item, Watchlist, watched_items
-from monitor.watchlist_snapshot import to_document
+from monitor.watchlist.model import Item, Watchlist, watched_items
+from monitor.watchlist.snapshot import to_document
 
 log = logging.getLogger(__name__)
 

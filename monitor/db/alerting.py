@@ -30,7 +30,7 @@ from monitor.db import scd
 from monitor.db.outbox import enqueue
 from monitor.db.records import PollResult
 from monitor.db.rule_states import StoredState, load_rule_states, save_rule_states
-from monitor.watchlist_model import Item, Target
+from monitor.watchlist.model import Item, Target
 
 __all__ = ["Alerting", "record_alerts"]
 

@@ -8,7 +8,7 @@
   at the start of ``monitor run`` and ``monitor check``, so made-up prices
   can never land in a history of real ones.
 * **The last applied watchlist** (``watchlist``): its item settings as JSON
-  (see :mod:`monitor.watchlist_snapshot`), saved by the daemon, read by
+  (see :mod:`monitor.watchlist.snapshot`), saved by the daemon, read by
   ``monitor check`` when no watchlist file is at hand.
 """
 

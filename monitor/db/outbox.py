@@ -46,7 +46,7 @@ from monitor.alerts.schedule import hold_until
 from monitor.db.engine import is_sqlite, write_transaction
 from monitor.db.outbox_models import Notification
 from monitor.db.urls import storage_error
-from monitor.watchlist_model import Target
+from monitor.watchlist.model import Target
 
 __all__ = [
     "DEFAULT_LEASE",

@@ -25,7 +25,7 @@ from monitor.db.records import PollOutcome, PollResult
 from monitor.diff import Availability, diff, on_success, on_unavailable
 from monitor.domain import Change, Offer, PollSource
 from monitor.errors import ParseError, TmapiError, TmapiItemUnavailable
-from monitor.watchlist_model import Item, Target
+from monitor.watchlist.model import Item, Target
 
 __all__ = ["Lease", "Pending", "Plan", "PollWrite", "Refused", "check", "compare", "look"]
 

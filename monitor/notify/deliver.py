@@ -45,12 +45,12 @@ from enum import StrEnum
 from sqlalchemy.engine import Engine
 
 from monitor.alerts.model import AlertGroup
-from monitor.alerts.render import Rendered, format_for_url, limit_for_url, render
 from monitor.alerts.schedule import not_quiet
 from monitor.db import outbox
 from monitor.db.outbox import DEFAULT_LEASE, Claimed
+from monitor.messages.render import Rendered, format_for_url, limit_for_url, render
 from monitor.notify.sender import AppriseSender, SendResult
-from monitor.watchlist_model import Target
+from monitor.watchlist.model import Target
 
 __all__ = [
     "Delivery",

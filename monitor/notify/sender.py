@@ -32,11 +32,11 @@ from typing import Any
 
 import apprise
 
-from monitor.alerts.render import Rendered
-from monitor.apprise_urls import apprise_quietly, url_secrets
 from monitor.logs import redact, register_secret
+from monitor.messages.render import Rendered
 from monitor.notify.retry_after import recording, retry_after_of
-from monitor.watchlist_model import Target
+from monitor.watchlist.model import Target
+from monitor.watchlist.urls import apprise_quietly, url_secrets
 
 __all__ = ["SEND_TIMEOUT", "AppriseSender", "SendResult"]
 

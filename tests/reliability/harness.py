@@ -41,7 +41,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from monitor.tmapi.simulator import SimulatedTmapi
+from monitor.simulator.server import SimulatedTmapi
 from tests.receivers import Received, WebhookReceiver
 
 REPO = Path(__file__).resolve().parents[2]

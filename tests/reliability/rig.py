@@ -29,9 +29,9 @@ from monitor.db.records import PollOutcome, PollResult
 from monitor.db.store import Store
 from monitor.domain import Offer
 from monitor.notify.sender import AppriseSender
+from monitor.simulator.server import SimulatedTmapi
 from monitor.tmapi.client import TmapiSettings
-from monitor.tmapi.simulator import SimulatedTmapi
-from monitor.watchlist import load_watchlist
+from monitor.watchlist.load import load_watchlist
 from tests.clocks import FakeClock, no_sleep
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 
 from monitor.db.engine import make_engine
 from monitor.db.store import Store
-from monitor.tmapi.simulator import SimulatedTmapi
+from monitor.simulator.server import SimulatedTmapi
 from tests.reliability.harness import (
     HoldingWebhook,
     MonitorProcess,

@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from monitor.db.engine import make_engine, upgrade
-from monitor.tmapi.simulator import Mode, SimulatedTmapi
+from monitor.simulator.server import Mode, SimulatedTmapi
 from tests.receivers import free_port
 from tests.reliability.harness import (
     HoldingWebhook,

@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from monitor.db.engine import make_engine, upgrade
-from monitor.tmapi.simulator import Mode, SimulatedTmapi
+from monitor.simulator.server import Mode, SimulatedTmapi
 from tests.reliability.harness import (
     HoldingWebhook,
     MonitorProcess,

@@ -19,7 +19,7 @@ from pathlib import Path
 from monitor.daemon.service import DaemonOptions
 from monitor.db.records import PollOutcome
 from monitor.db.store import Store
-from monitor.tmapi.simulator import Mode, SimulatedTmapi
+from monitor.simulator.server import Mode, SimulatedTmapi
 from tests.receivers import WebhookReceiver
 from tests.reliability.rig import make_rig, outcomes, watchlist_text
 

@@ -24,7 +24,7 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from monitor.watchlist_model import (
+from monitor.watchlist.model import (
     AlertKind,
     Item,
     QuietHours,

@@ -40,7 +40,7 @@ from typing import Any
 from monitor.durations import format_duration, parse_duration
 from monitor.errors import ConfigError
 from monitor.logs import register_secret
-from monitor.watchlist_fields import (
+from monitor.watchlist.fields import (
     check_apprise_url,
     check_template,
     expand_variables,
@@ -58,7 +58,7 @@ from monitor.watchlist_fields import (
     to_str_list,
     to_timezone,
 )
-from monitor.watchlist_model import (
+from monitor.watchlist.model import (
     DEFAULT_ALERT_ON,
     FORMATS,
     LANGUAGES,
@@ -74,7 +74,7 @@ from monitor.watchlist_model import (
     WatchlistError,
     watched_items,
 )
-from monitor.watchlist_summary import summarize
+from monitor.watchlist.summary import summarize
 
 __all__ = [
     "DEFAULT_ALERT_ON",

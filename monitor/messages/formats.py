@@ -1,6 +1,6 @@
 """Which message format a target gets, and how long its messages may be.
 
-A format names both the markup :mod:`monitor.alerts.render` writes and the
+A format names both the markup :mod:`monitor.messages.render` writes and the
 ``body_format`` apprise is told (so apprise converts it correctly for the
 service, or leaves it alone):
 
@@ -30,7 +30,7 @@ __all__ = [
     "limit_for_url",
 ]
 
-#: Every format :func:`monitor.alerts.render.render` understands.
+#: Every format :func:`monitor.messages.render.render` understands.
 FORMAT_NAMES = ("slack", "telegram", "email", "markdown", "html", "text")
 
 #: The apprise ``body_format`` each format's body is written in.

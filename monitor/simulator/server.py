@@ -13,9 +13,9 @@ Items change only as scripted, or by :meth:`SimulatedTmapi.evolve`, unless
 ``market=True``: then each item moves by itself on every 2nd successful
 request for it, in a seeded cycle the default alert rules report (a SKU cut
 5-15 %, sold out, restocked, a cheaper quantity break, prices back up; see
-:mod:`monitor.tmapi.market`).
+:mod:`monitor.simulator.market`).
 
-The HTTP side is :mod:`monitor.tmapi.loopback`, deliberately small so that
+The HTTP side is :mod:`monitor.simulator.loopback`, deliberately small so that
 it serves thousands of requests per second; response bodies are cached per
 item until the item changes.
 
@@ -51,7 +51,7 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qsl
 
-from monitor.tmapi.catalog import (
+from monitor.simulator.catalog import (
     Event,
     ItemTruth,
     SimItem,
@@ -63,8 +63,8 @@ from monitor.tmapi.catalog import (
     strip_prices,
     to_price,
 )
-from monitor.tmapi.loopback import LoopbackServer, Reply
-from monitor.tmapi.market import MARKET_EVERY, Market, evolve_item
+from monitor.simulator.loopback import LoopbackServer, Reply
+from monitor.simulator.market import MARKET_EVERY, Market, evolve_item
 
 __all__ = ["Mode", "SimulatedTmapi", "encode", "main", "strip_prices"]
 
@@ -111,10 +111,10 @@ class SimulatedTmapi:
 
     ``items`` is a count (the documented example 652702302959 first, then
     seeded IDs) or explicit IDs. ``variants`` gives items the quirks of real
-    responses (:mod:`monitor.tmapi.quirks`); item 652702302959 always stays
+    responses (:mod:`monitor.simulator.quirks`); item 652702302959 always stays
     the documented example. With ``token`` set, requests must carry it.
 
-    ``market=True``: on every :data:`~monitor.tmapi.market.MARKET_EVERY`-th
+    ``market=True``: on every :data:`~monitor.simulator.market.MARKET_EVERY`-th
     answer with an item's data (modes NORMAL, SLOW, DRIP) the item makes its
     next move before the answer is rendered, seeded by ``seed`` and its ID and
     driven by its own request count only; :meth:`market_moves` lists them.
@@ -479,8 +479,10 @@ class SimulatedTmapi:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m monitor.tmapi.simulator --port 8688 --seed 1 --items 10``: serve until Ctrl-C."""
-    parser = argparse.ArgumentParser(description="Serve a simulated TMAPI item_detail API.")
+    """``python -m monitor.simulator --port 8688 --seed 1 --items 10``: serve until Ctrl-C."""
+    parser = argparse.ArgumentParser(
+        prog="python -m monitor.simulator", description="Serve a simulated TMAPI item_detail API."
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8688)
     parser.add_argument("--seed", type=int, default=0)
@@ -526,7 +528,3 @@ def main(argv: Sequence[str] | None = None) -> None:
                     )
         except KeyboardInterrupt:
             print("stopped", flush=True)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 """A minimal, fast HTTP/1.1 server running its own event loop in a background thread.
 
-It exists for the simulated TMAPI (:mod:`monitor.tmapi.simulator`): it parses
+It exists for the simulated TMAPI (:mod:`monitor.simulator.server`): it parses
 the request line and headers, keeps connections alive, answers requests on
 a connection in order, and only sends ``Content-Length`` responses. It does
 not do chunked requests, TLS or pipelined bodies beyond ``Content-Length``.

@@ -1,7 +1,7 @@
 """How the simulated TMAPI's items change: seeded drift, and a market that moves as it is polled.
 
 :func:`evolve_item` is one step of random but seeded change, as time would
-make it (:meth:`SimulatedTmapi.evolve <monitor.tmapi.simulator.SimulatedTmapi.evolve>`).
+make it (:meth:`SimulatedTmapi.evolve <monitor.simulator.server.SimulatedTmapi.evolve>`).
 
 :class:`Market` makes items move by themselves (``SimulatedTmapi(market=True)``):
 every :data:`MARKET_EVERY`-th successful request for an item applies that
@@ -32,7 +32,7 @@ of a promotion is a rise (not alerted by default), so a SKU cut again
 later alerts only when the cut goes deeper; the other SKUs, sell-outs,
 restocks and quantity breaks alert every cycle.
 
-Pure state changes on :class:`~monitor.tmapi.catalog.SimItem`; no I/O, no
+Pure state changes on :class:`~monitor.simulator.catalog.SimItem`; no I/O, no
 clock, no locking (the simulator holds its lock around every call).
 """
 
@@ -43,7 +43,7 @@ from collections import deque
 from collections.abc import Callable
 from decimal import ROUND_DOWN, Decimal
 
-from monitor.tmapi.catalog import CENT, Event, SimItem, SimSku, money
+from monitor.simulator.catalog import CENT, Event, SimItem, SimSku, money
 
 __all__ = ["MARKET_EVERY", "MOVES", "Market", "evolve_item"]
 

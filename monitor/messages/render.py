@@ -7,10 +7,10 @@ body_format=r.body_format, attach=r.attach)``. Pure: no I/O, no clock.
 
 A message shows the item's name (if the watchlist gives one) and 1688
 title, the link to the offer, the shop, and one line per alert (see
-:mod:`monitor.alerts.wording`). Formats and what apprise is told are listed
-in :mod:`monitor.alerts.formats`; escaping in :mod:`monitor.alerts.markup`.
+:mod:`monitor.messages.wording`). Formats and what apprise is told are listed
+in :mod:`monitor.messages.formats`; escaping in :mod:`monitor.messages.markup`.
 
-Size: each format has a limit (:data:`~monitor.alerts.formats.DEFAULT_LIMITS`,
+Size: each format has a limit (:data:`~monitor.messages.formats.DEFAULT_LIMITS`,
 or ``limit=``) on the title, a line break and the body together, measured as
 the service will count it. Over the limit, the change lists are shortened to
 whole lines followed by "… and N more changes" (a digest first shortens
@@ -34,11 +34,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from string import Formatter
 
-from monitor.alerts.formats import BODY_FORMATS, DEFAULT_LIMITS, format_for_url, limit_for_url
-from monitor.alerts.markup import MARKUPS, Markup, safe_url
 from monitor.alerts.model import Alert, AlertGroup
-from monitor.alerts.wording import count, describe_alert, message_title, shorten, summary
-from monitor.watchlist_model import TEMPLATE_FIELDS, AlertKind
+from monitor.messages.formats import BODY_FORMATS, DEFAULT_LIMITS, format_for_url, limit_for_url
+from monitor.messages.markup import MARKUPS, Markup, safe_url
+from monitor.messages.wording import count, describe_alert, message_title, shorten, summary
+from monitor.watchlist.model import TEMPLATE_FIELDS, AlertKind
 
 __all__ = ["Rendered", "format_for_url", "limit_for_url", "render", "test_message"]
 

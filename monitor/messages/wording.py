@@ -1,7 +1,7 @@
 """The words of a message, before any markup: one line per alert, and titles.
 
-Plain text only; :mod:`monitor.alerts.render` escapes it for each format.
-Change-like alerts are worded by :func:`monitor.formatting.describe_change`
+Plain text only; :mod:`monitor.messages.render` escapes it for each format.
+Change-like alerts are worded by :func:`monitor.messages.formatting.describe_change`
 (``白色豹纹 / L: ¥29.89 → ¥25.90 (−13.3%)``, ``≥100 pcs: ¥27.60 → ¥27.00``),
 the rules' own kinds here.
 """
@@ -14,8 +14,8 @@ from decimal import Decimal
 from monitor.alerts.model import Alert, AlertGroup, AlertValue
 from monitor.alerts.rules import RECOVERED
 from monitor.domain import Change, ChangeKind
-from monitor.formatting import describe_change, format_money, format_pct
-from monitor.watchlist_model import AlertKind
+from monitor.messages.formatting import describe_change, format_money, format_pct
+from monitor.watchlist.model import AlertKind
 
 __all__ = [
     "TITLE_MAX",

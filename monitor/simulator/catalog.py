@@ -10,10 +10,10 @@ its ``item_id`` corrected) until something changes it.
 Everything is derived from ``random.Random`` seeded with the simulator's
 seed and the item ID, so an item looks the same whichever other items exist.
 With ``variants`` an item also gets :class:`Quirks` (see
-:mod:`monitor.tmapi.quirks`), the untidiness of real responses.
+:mod:`monitor.simulator.quirks`), the untidiness of real responses.
 :func:`encode` makes the bytes of an answer, :func:`strip_prices` the
 ``data`` of one without prices. How items change (seeded drift, the
-market) is :mod:`monitor.tmapi.market`.
+market) is :mod:`monitor.simulator.market`.
 
 No I/O besides reading the packaged example once; no clock.
 """
@@ -30,7 +30,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from monitor.tmapi.quirks import Quirks, apply_quirks, pick_quirks
+from monitor.simulator.quirks import Quirks, apply_quirks, pick_quirks
 
 __all__ = [
     "EXAMPLE_ITEM_ID",
@@ -177,7 +177,7 @@ class ItemTruth:
 
 @dataclass(frozen=True)
 class Event:
-    """One change to an item (see :mod:`monitor.tmapi.market`): ``kind`` is price,
+    """One change to an item (see :mod:`monitor.simulator.market`): ``kind`` is price,
     stock, sold_out, restock, tiers, delist or relist."""
 
     item_id: int
@@ -188,7 +188,9 @@ class Event:
 
 @cache
 def _example_raw() -> str:
-    return resources.files("monitor.tmapi").joinpath("data/example_item.json").read_text("utf-8")
+    return (
+        resources.files("monitor.simulator").joinpath("data/example_item.json").read_text("utf-8")
+    )
 
 
 def example_data() -> dict[str, Any]:

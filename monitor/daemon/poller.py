@@ -24,7 +24,7 @@ from monitor.domain import Offer
 from monitor.errors import ParseError, TmapiError
 from monitor.tmapi.client import TmapiClient
 from monitor.tmapi.parse import parse_item
-from monitor.watchlist_model import Item, Watchlist
+from monitor.watchlist.model import Item, Watchlist
 
 log = logging.getLogger(__name__)
 

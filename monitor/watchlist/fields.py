@@ -3,7 +3,7 @@
 Each checker takes the value as :mod:`tomllib` produced it and returns the
 typed value, or raises :class:`~monitor.errors.ConfigError` whose message says
 what is wrong with the value alone (``"10x" is not a duration …``); the
-loader in :mod:`monitor.watchlist` puts the file, entry and key in front.
+loader in :mod:`monitor.watchlist.load` puts the file, entry and key in front.
 
 Values are shown in messages the way they are written in TOML (see
 :func:`show_value`). A target URL is only ever shown as its scheme, because
@@ -25,9 +25,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import apprise
 
-from monitor.apprise_urls import apprise_quietly
 from monitor.errors import ConfigError
-from monitor.watchlist_model import TEMPLATE_FIELDS, QuietHours
+from monitor.watchlist.model import TEMPLATE_FIELDS, QuietHours
+from monitor.watchlist.urls import apprise_quietly
 
 __all__ = [
     "check_apprise_url",

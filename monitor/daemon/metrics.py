@@ -24,7 +24,7 @@ client's own counter at scrape time; request times come from wrapping the
 throttle's gate (:meth:`Metrics.timed_gate`). Nothing here carries a URL or
 any other secret: labels are fixed vocabularies.
 
-The health endpoint and the HTTP server are in :mod:`monitor.health`.
+The health endpoint and the HTTP server are in :mod:`monitor.daemon.health`.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def safe_url(url: str | None) -> str | None:
 class Markup:
     """Plain text: no markup at all. Subclasses add escaping, emphasis and links."""
 
-    #: Format name (see :mod:`monitor.alerts.formats`).
+    #: Format name (see :mod:`monitor.messages.formats`).
     name = "text"
     #: Line prefix of one change in a list.
     bullet = "• "

@@ -1,6 +1,6 @@
 """The typed, immutable form of ``watchlist.toml``.
 
-:func:`monitor.watchlist.load_watchlist` validates the file once and returns a
+:func:`monitor.watchlist.load.load_watchlist` validates the file once and returns a
 :class:`Watchlist`; everything downstream (scheduler, rules, delivery) reads
 only these frozen objects, never the raw TOML.
 
@@ -30,8 +30,8 @@ from zoneinfo import ZoneInfo
 
 import apprise
 
-from monitor.apprise_urls import apprise_quietly, url_secrets
 from monitor.errors import ConfigError
+from monitor.watchlist.urls import apprise_quietly, url_secrets
 
 __all__ = [
     "DEFAULT_ALERT_ON",

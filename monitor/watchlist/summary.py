@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from monitor.durations import format_duration
-from monitor.watchlist_model import Item, Target, Watchlist, watched_items
+from monitor.watchlist.model import Item, Target, Watchlist, watched_items
 
 __all__ = ["summarize"]
 

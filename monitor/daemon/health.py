@@ -16,7 +16,7 @@ state, so a health check never waits for the database and never blocks.
 :class:`MetricsServer` serves, from a daemon thread:
 
 * ``GET /healthz``: 200 or 503 with a small JSON body saying why;
-* ``GET /metrics``: the Prometheus text format (see :mod:`monitor.metrics`);
+* ``GET /metrics``: the Prometheus text format (see :mod:`monitor.daemon.metrics`);
 * anything else: 404.
 
 It binds 127.0.0.1 unless told otherwise. Nothing it returns carries a URL
@@ -39,9 +39,9 @@ from typing import Any, Self
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.engine import Engine
 
+from monitor.daemon.metrics import Metrics
 from monitor.db.outbox import OutboxState, count_by_state
 from monitor.errors import ConfigError, MonitorError
-from monitor.metrics import Metrics
 
 __all__ = ["Health", "HealthReport", "MetricsServer", "probe_database"]
 

@@ -1,0 +1,5 @@
+"""``python -m monitor.simulator``: serve the simulated TMAPI until Ctrl-C."""
+
+from monitor.simulator.server import main
+
+main()
