@@ -14,10 +14,10 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from monitor.db.engine import database_url, make_engine, parse_url
-from monitor.db.models import complete_metadata
+from monitor.db.models import Base
 
 config = context.config
-target_metadata = complete_metadata()
+target_metadata = Base.metadata
 
 
 def _configure(connection: Connection) -> None:

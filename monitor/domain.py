@@ -58,7 +58,23 @@ class Offer:
         return None
 
 
+#: ``language`` values TMAPI's ``item_detail`` accepts.
+LANGUAGES = ("en", "zh", "ru", "th", "pt", "es", "tr", "vi", "ja", "ko")
+
+
+def offer_url(item_id: int) -> str:
+    """The offer's page on 1688.com."""
+    return f"https://detail.1688.com/offer/{item_id}.html"
+
+
 class ChangeKind(StrEnum):
+    """The one vocabulary of what can happen to an item.
+
+    :func:`monitor.diff.diff` finds the first ten (:data:`OFFER_CHANGES`); the
+    alert rules add the last three. The watchlist's ``alert_on``, the rules,
+    the outbox and the stored changes all use these values.
+    """
+
     PRICE_DROP = "price_drop"
     PRICE_RISE = "price_rise"
     STOCK_CHANGE = "stock_change"
@@ -69,6 +85,13 @@ class ChangeKind(StrEnum):
     SKU_REMOVED = "sku_removed"
     ITEM_UNAVAILABLE = "item_unavailable"
     ITEM_AVAILABLE = "item_available"
+    TARGET_PRICE = "target_price"
+    LOW_STOCK = "low_stock"
+    POLL_FAILING = "poll_failing"
+
+
+#: The kinds a diff of two polls produces; the rest come from the alert rules.
+OFFER_CHANGES = tuple(ChangeKind)[:10]
 
 
 class PollSource(StrEnum):

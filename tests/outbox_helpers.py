@@ -12,8 +12,8 @@ from sqlalchemy.engine import Engine
 
 from monitor.alerts.model import Alert, AlertGroup
 from monitor.db.engine import write_transaction
+from monitor.db.models import Notification
 from monitor.db.outbox import enqueue
-from monitor.db.outbox_models import Notification
 from monitor.db.records import PollResult
 from monitor.db.store import Store
 from monitor.watchlist.model import QuietHours, Target

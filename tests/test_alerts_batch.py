@@ -26,8 +26,9 @@ from monitor.db.rule_states import (
     save_rule_states,
 )
 from monitor.db.store import PollWrite, Store
+from monitor.domain import ChangeKind
 from monitor.errors import StorageError
-from monitor.watchlist.model import AlertKind, Item, Rules, Watchlist
+from monitor.watchlist.model import Item, Rules, Watchlist
 from tests.factories import apply_poll, at, offer, timeout, with_sku, write
 from tests.outbox_helpers import target
 from tests.rules_helpers import worked_out_in_full
@@ -38,11 +39,11 @@ RULES = Rules(
     interval=timedelta(minutes=10),
     notify=("hook",),
     alert_on=(
-        AlertKind.PRICE_DROP,
-        AlertKind.PRICE_RISE,
-        AlertKind.SOLD_OUT,
-        AlertKind.BACK_IN_STOCK,
-        AlertKind.POLL_FAILING,
+        ChangeKind.PRICE_DROP,
+        ChangeKind.PRICE_RISE,
+        ChangeKind.SOLD_OUT,
+        ChangeKind.BACK_IN_STOCK,
+        ChangeKind.POLL_FAILING,
     ),
     price_drop_pct=D(1),
     price_rise_pct=D(1),
@@ -182,14 +183,14 @@ def test_states_of_many_items_round_trip(store: Store) -> None:
 #: Rules with every kind of memory: thresholds, cooldown entries, a SKU filter.
 WIDE = replace(
     RULES,
-    alert_on=(*RULES.alert_on, AlertKind.TARGET_PRICE, AlertKind.LOW_STOCK),
+    alert_on=(*RULES.alert_on, ChangeKind.TARGET_PRICE, ChangeKind.LOW_STOCK),
     target_price=D("20"),
     low_stock=101,
     cooldown=timedelta(minutes=90),
 )
 NARROW = replace(
     RULES,
-    alert_on=(*RULES.alert_on, AlertKind.LOW_STOCK),
+    alert_on=(*RULES.alert_on, ChangeKind.LOW_STOCK),
     low_stock=50,
     skus=("5000000000000", "*/ L"),
     failing_after=1,

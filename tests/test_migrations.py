@@ -22,7 +22,7 @@ from monitor.db.engine import (
     migrations_dir,
     upgrade,
 )
-from monitor.db.models import complete_metadata
+from monitor.db.models import Base
 from monitor.db.store import Store
 from monitor.errors import StorageError
 
@@ -59,7 +59,7 @@ def _partial_indexes_match(url: str) -> None:
     dialect = engine.dialect.name
     try:
         inspector = sa.inspect(engine)
-        for table in complete_metadata().sorted_tables:
+        for table in Base.metadata.sorted_tables:
             reflected = {ix["name"]: ix for ix in inspector.get_indexes(table.name)}
             for index in table.indexes:
                 found = reflected[index.name]
@@ -103,14 +103,14 @@ def test_upgrade_check_downgrade_upgrade(db_url: str) -> None:
 def test_drift_would_be_detected(migrated_url: str) -> None:
     """The no-drift check is real: a model the migrations do not match is reported."""
     drifted = sa.MetaData()
-    for table in complete_metadata().tables.values():
+    for table in Base.metadata.tables.values():
         table.to_metadata(drifted)
     drifted.tables["polls"].append_column(sa.Column("note", sa.Text()))
     engine = make_engine(migrated_url)
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
-            assert compare_metadata(context, complete_metadata()) == []
+            assert compare_metadata(context, Base.metadata) == []
             diffs = compare_metadata(context, drifted)
     finally:
         engine.dispose()

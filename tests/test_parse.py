@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.domain import Offer, Sku, Tier
+from monitor.domain import Offer, Sku, Tier, offer_url
 from monitor.errors import ParseError
 from monitor.simulator.catalog import default_item_ids, generate_item, render
 from monitor.tmapi.names import PropNames, name_from_props_names
-from monitor.tmapi.parse import DEFAULT_SKU_NAME, offer_url, parse_item
+from monitor.tmapi.parse import DEFAULT_SKU_NAME, parse_item
 from monitor.tmapi.values import (
     MAX_PRICE,
     MIN_PRICE,

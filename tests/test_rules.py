@@ -25,7 +25,7 @@ from monitor.alerts.state import SentAlert, SkuMemory
 from monitor.diff import diff
 from monitor.domain import Change, ChangeKind, Offer, Sku, Tier
 from monitor.errors import StorageError
-from monitor.watchlist.model import AlertKind as K
+from monitor.watchlist.model import ChangeKind as K
 from monitor.watchlist.model import Rules
 from tests.rules_helpers import worked_out_in_full
 

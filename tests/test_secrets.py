@@ -55,6 +55,7 @@ from monitor.watchlist.fields import variable_value
 from monitor.watchlist.load import parse_watchlist
 from monitor.watchlist.model import WatchlistError
 from monitor.watchlist.summary import summarize
+from monitor.watchlist.urls import privacy_url
 from tests.receivers import Answer, SmtpReceiver, WebhookReceiver, free_port
 from tests.reliability.harness import TcpProxy, through_proxy, wait_for
 
@@ -145,7 +146,7 @@ def test_validate_summary_hides_webhook_path_tokens() -> None:
     watchlist = parse_watchlist(text, path="w.toml", env={"HOOK_TOKEN": from_env})
     shown = "\n".join(summarize(watchlist))
     for target in watchlist.targets.values():
-        shown += f"\n{target!r}\n{target.privacy_url()}"
+        shown += f"\n{target!r}\n{privacy_url(target.url)}"
     assert "from_env" in shown
     assert leaks(shown, [inline, from_env]) == []
 

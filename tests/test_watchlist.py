@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from monitor.domain import ChangeKind
 from monitor.durations import format_duration, parse_duration
 from monitor.errors import ConfigError
 from monitor.watchlist import load as watchlist_module
@@ -27,7 +28,6 @@ from monitor.watchlist.load import (
     parse_watchlist,
 )
 from monitor.watchlist.model import (
-    AlertKind,
     Item,
     QuietHours,
     Rules,
@@ -38,7 +38,7 @@ from monitor.watchlist.model import (
     watched_items,
 )
 from monitor.watchlist.summary import summarize
-from monitor.watchlist.urls import apprise_quietly
+from monitor.watchlist.urls import apprise_quietly, privacy_url
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "watchlist.example.toml"
@@ -568,10 +568,10 @@ def test_brief_example_parses_into_typed_objects() -> None:
             language="en",
             notify=("deals", "buyer"),
             alert_on=(
-                AlertKind.PRICE_DROP,
-                AlertKind.SOLD_OUT,
-                AlertKind.BACK_IN_STOCK,
-                AlertKind.TIER_CHANGE,
+                ChangeKind.PRICE_DROP,
+                ChangeKind.SOLD_OUT,
+                ChangeKind.BACK_IN_STOCK,
+                ChangeKind.TIER_CHANGE,
             ),
             price_drop_pct=Decimal("3"),
         ),
@@ -687,16 +687,16 @@ def test_list_values_are_stripped_and_deduplicated() -> None:
         .items[0]
         .rules
     )
-    assert rules.alert_on == (AlertKind.SOLD_OUT, AlertKind.LOW_STOCK)
+    assert rules.alert_on == (ChangeKind.SOLD_OUT, ChangeKind.LOW_STOCK)
     assert rules.skus == ("5031*", "黄色*")
     assert rules.low_stock == 0
 
 
 def test_every_alert_kind_is_accepted() -> None:
-    kinds = json.dumps([str(kind) for kind in AlertKind])
+    kinds = json.dumps([str(kind) for kind in ChangeKind])
     rules = parse(f"[[items]]\nid = 1\nalert_on = {kinds}").items[0].rules
-    assert rules.alert_on == tuple(AlertKind)
-    assert len(AlertKind) == 13
+    assert rules.alert_on == tuple(ChangeKind)
+    assert len(ChangeKind) == 13
 
 
 def test_target_table_options() -> None:
@@ -947,8 +947,8 @@ def test_secrets_absent_from_repr_and_summary() -> None:
     assert_no_secret("\n".join(summarize(loaded)))
     deals = loaded.targets["deals"]
     assert repr(deals).startswith("Target(name='deals', url='slack://")
-    assert deals.privacy_url().startswith("slack://T...1/B...2/")
-    assert "****" in loaded.targets["buyer"].privacy_url()
+    assert privacy_url(deals.url).startswith("slack://T...1/B...2/")
+    assert "****" in privacy_url(loaded.targets["buyer"].url)
 
 
 def test_repr_hides_secrets_written_inline() -> None:
@@ -1146,7 +1146,7 @@ def test_reference_documents_every_key_and_alert_kind() -> None:
     text = (ROOT / "docs" / "watchlist.md").read_text(encoding="utf-8")
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", text, flags=re.MULTILINE))
     assert _documented_keys() <= documented
-    assert {str(kind) for kind in AlertKind} <= documented
+    assert {str(kind) for kind in ChangeKind} <= documented
 
 
 # --------------------------------------------------------------------------- fuzzing

@@ -4,7 +4,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2025-01-03 00:00:00
 
-Tables ``notifications`` (the outbox, see ``monitor/db/outbox_models.py``
+Tables ``notifications`` (the outbox, see ``monitor/db/models.py``
 for the life cycle of a row) and ``rule_states``. Plain SQLAlchemy types,
 as in 0001: ``UtcDateTime`` is ``TIMESTAMP WITH TIME ZONE`` / SQLite
 ``DATETIME``.

@@ -14,21 +14,26 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from monitor.domain import ChangeKind
+
 AlertValue = Decimal | int | None
+
+#: The ``note`` of the ``poll_failing`` alert that says polling works again.
+RECOVERED = "recovered"
 
 
 @dataclass(frozen=True, slots=True)
 class Alert:
     """One alerting fact about an item.
 
-    ``kind`` is an alert kind of the watchlist vocabulary (``price_drop``,
+    ``kind`` is a :class:`~monitor.domain.ChangeKind` (``price_drop``,
     ``target_price``, ``low_stock``, ``poll_failing``, …). ``old``/``new``
     are prices (Decimal) or stock counts (int) as for
     :class:`monitor.domain.Change`; ``note`` carries what the numbers cannot
     (e.g. ``"3 failed polls in a row: timeout"``, ``"recovered"``).
     """
 
-    kind: str
+    kind: ChangeKind
     sku_id: str | None = None
     sku_name: str | None = None
     min_qty: int | None = None
@@ -53,7 +58,7 @@ class Alert:
     def from_json(cls, data: dict[str, Any]) -> Alert:
         pct = data.get("pct")
         return cls(
-            kind=str(data["kind"]),
+            kind=ChangeKind(data["kind"]),
             sku_id=data.get("sku_id"),
             sku_name=data.get("sku_name"),
             min_qty=data.get("min_qty"),

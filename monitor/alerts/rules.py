@@ -45,15 +45,13 @@ from datetime import datetime
 from decimal import Decimal
 
 from monitor.alerts import thresholds
-from monitor.alerts.model import Alert, AlertGroup
+from monitor.alerts.model import RECOVERED, Alert, AlertGroup
 from monitor.alerts.state import RuleState, SentAlert, SkuMemory, alert_key
 from monitor.diff import percent_change
-from monitor.domain import Change, ChangeKind, Offer, Sku
-from monitor.tmapi.parse import offer_url
-from monitor.watchlist.model import AlertKind, Rules
+from monitor.domain import Change, ChangeKind, Offer, Sku, offer_url
+from monitor.watchlist.model import Rules
 
 __all__ = [
-    "RECOVERED",
     "RuleState",
     "evaluate",
     "evaluate_failure",
@@ -62,18 +60,17 @@ __all__ = [
 ]
 
 #: The ``note`` of the ``poll_failing`` alert sent when polling works again.
-RECOVERED = "recovered"
 
 _PAIRS = (
-    (AlertKind.PRICE_DROP, AlertKind.PRICE_RISE),
-    (AlertKind.SOLD_OUT, AlertKind.BACK_IN_STOCK),
-    (AlertKind.ITEM_UNAVAILABLE, AlertKind.ITEM_AVAILABLE),
-    (AlertKind.SKU_ADDED, AlertKind.SKU_REMOVED),
+    (ChangeKind.PRICE_DROP, ChangeKind.PRICE_RISE),
+    (ChangeKind.SOLD_OUT, ChangeKind.BACK_IN_STOCK),
+    (ChangeKind.ITEM_UNAVAILABLE, ChangeKind.ITEM_AVAILABLE),
+    (ChangeKind.SKU_ADDED, ChangeKind.SKU_REMOVED),
 )
 #: Kinds that undo each other: within the cooldown, the second is flapping.
-_OPPOSITE = {a.value: b.value for x, y in _PAIRS for a, b in ((x, y), (y, x))}
+_OPPOSITE = {a: b for x, y in _PAIRS for a, b in ((x, y), (y, x))}
 #: Of those, kinds that only undo the other when they return to its old value.
-_VALUE_REVERSALS = {AlertKind.PRICE_DROP.value, AlertKind.PRICE_RISE.value}
+_VALUE_REVERSALS = {ChangeKind.PRICE_DROP, ChangeKind.PRICE_RISE}
 
 #: Change kinds about the whole item (``sku_id`` None) that alert as they are.
 _ITEM_CHANGES = {
@@ -172,10 +169,10 @@ def evaluate_failure(
             run.send_change(change)
     failing = run.was_failing
     due = consecutive_failures >= rules.failing_after
-    if due and not failing and run.on(AlertKind.POLL_FAILING):
+    if due and not failing and run.on(ChangeKind.POLL_FAILING):
         polls = "poll" if consecutive_failures == 1 else "polls"
         note = f"{consecutive_failures} failed {polls} in a row: {reason}"
-        failing = run.send(Alert(AlertKind.POLL_FAILING.value, note=note))
+        failing = run.send(Alert(ChangeKind.POLL_FAILING, note=note))
     base = state or RuleState()
     return run.alerts, run.state(base.skus, failing=failing, seen=base.seen, previous=state)
 
@@ -255,13 +252,13 @@ class _Run:
         self.now = now
         self.was_failing = state.failing
         self.alerts: list[Alert] = []
-        self._enabled = {kind.value for kind in rules.alert_on}
+        self._enabled = set(rules.alert_on)
         self._sent = {key: sent for key, sent in state.sent.items() if self._recent(sent)}
         self._remembered = False
 
     # -- sending -------------------------------------------------------------
 
-    def on(self, kind: AlertKind | str) -> bool:
+    def on(self, kind: ChangeKind | str) -> bool:
         return str(kind) in self._enabled
 
     def send(self, alert: Alert) -> bool:
@@ -276,11 +273,11 @@ class _Run:
 
     def send_change(self, change: Change) -> bool:
         """Send a change as it is, if its kind is enabled."""
-        if not self.on(change.kind.value):
+        if not self.on(change.kind):
             return False
         return self.send(
             Alert(
-                kind=change.kind.value,
+                kind=change.kind,
                 sku_id=change.sku_id,
                 sku_name=change.sku_name,
                 min_qty=change.min_qty,
@@ -290,16 +287,16 @@ class _Run:
             )
         )
 
-    def sent_kind(self, kind: AlertKind, *, sku_id: str | None) -> bool:
-        return any(a.kind == kind.value and a.sku_id == sku_id for a in self.alerts)
+    def sent_kind(self, kind: ChangeKind, *, sku_id: str | None) -> bool:
+        return any(a.kind == kind and a.sku_id == sku_id for a in self.alerts)
 
     def recover(self) -> None:
         """A successful poll after a ``poll_failing`` alert: say so once."""
         if self.was_failing:
             self.was_failing = False
-            if self.on(AlertKind.POLL_FAILING):
+            if self.on(ChangeKind.POLL_FAILING):
                 # Never held back by the cooldown: the all-clear must follow the alarm.
-                self.alerts.append(Alert(AlertKind.POLL_FAILING.value, note=RECOVERED))
+                self.alerts.append(Alert(ChangeKind.POLL_FAILING, note=RECOVERED))
 
     def _recent(self, sent: SentAlert) -> bool:
         return self.now - sent.at < self.rules.cooldown
@@ -338,14 +335,14 @@ class _Run:
 
     def _price(self, sku: Sku, memory: SkuMemory) -> SkuMemory:
         base, price = memory.baseline, sku.price
-        drop, rise = self.on(AlertKind.PRICE_DROP), self.on(AlertKind.PRICE_RISE)
+        drop, rise = self.on(ChangeKind.PRICE_DROP), self.on(ChangeKind.PRICE_RISE)
         if not drop and not rise:
             return _with(memory, baseline=price)
         kind = thresholds.price_move(self.rules, price, base, drop=drop, rise=rise)
         if kind is None:
             return memory
         alert = Alert(
-            kind=kind.value,
+            kind=kind,
             sku_id=sku.sku_id,
             sku_name=sku.name,
             old=base,
@@ -356,7 +353,7 @@ class _Run:
 
     def _target(self, sku: Sku, memory: SkuMemory) -> SkuMemory:
         target = self.rules.target_price
-        if target is None or not self.on(AlertKind.TARGET_PRICE):
+        if target is None or not self.on(ChangeKind.TARGET_PRICE):
             return _with(memory, at_target=thresholds.is_at_target(self.rules, sku))
         if sku.price > target:
             return _with(memory, at_target=False)
@@ -364,7 +361,7 @@ class _Run:
             # Told already, or cannot be bought now (it alerts once back in stock).
             return memory
         alert = Alert(
-            kind=AlertKind.TARGET_PRICE.value,
+            kind=ChangeKind.TARGET_PRICE,
             sku_id=sku.sku_id,
             sku_name=sku.name,
             old=target,
@@ -376,17 +373,17 @@ class _Run:
         threshold, low = self.rules.low_stock, thresholds.is_low(self.rules, sku)
         if low is None:
             return memory
-        if threshold is None or not self.on(AlertKind.LOW_STOCK) or not low:
+        if threshold is None or not self.on(ChangeKind.LOW_STOCK) or not low:
             return _with(memory, low=low)
         if memory.low:
             return memory
-        if self.sent_kind(AlertKind.SOLD_OUT, sku_id=sku.sku_id) or self.sent_kind(
-            AlertKind.SOLD_OUT, sku_id=None
+        if self.sent_kind(ChangeKind.SOLD_OUT, sku_id=sku.sku_id) or self.sent_kind(
+            ChangeKind.SOLD_OUT, sku_id=None
         ):
             # "sold out" (of this SKU or the whole item) already says it.
             return _with(memory, low=True)
         alert = Alert(
-            kind=AlertKind.LOW_STOCK.value,
+            kind=ChangeKind.LOW_STOCK,
             sku_id=sku.sku_id,
             sku_name=sku.name,
             old=threshold,

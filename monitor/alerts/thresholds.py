@@ -14,8 +14,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from monitor.alerts.state import RuleState, SkuMemory
-from monitor.domain import Offer, Sku
-from monitor.watchlist.model import AlertKind, Rules
+from monitor.domain import ChangeKind, Offer, Sku
+from monitor.watchlist.model import Rules
 
 __all__ = ["Quiet", "is_at_target", "is_low", "price_move", "same_baseline", "settled"]
 
@@ -45,15 +45,15 @@ def _passes(amount: Decimal, base: Decimal, pct: Decimal | None, absolute: Decim
 
 def price_move(
     rules: Rules, price: Decimal, base: Decimal, *, drop: bool, rise: bool
-) -> AlertKind | None:
+) -> ChangeKind | None:
     """The price alert a SKU at ``price`` is due, measured from ``base``; None if none."""
     if price < base and drop:
         if _passes(base - price, base, rules.price_drop_pct, rules.price_drop_abs):
-            return AlertKind.PRICE_DROP
+            return ChangeKind.PRICE_DROP
         return None
     if price > base and rise:
         if _passes(price - base, base, rules.price_rise_pct, rules.price_rise_abs):
-            return AlertKind.PRICE_RISE
+            return ChangeKind.PRICE_RISE
         return None
     return None
 
@@ -114,12 +114,12 @@ class Quiet:
     def __init__(self, rules: Rules) -> None:
         kinds = rules.alert_on
         self._rules = rules
-        self._drop = AlertKind.PRICE_DROP in kinds
-        self._rise = AlertKind.PRICE_RISE in kinds
+        self._drop = ChangeKind.PRICE_DROP in kinds
+        self._rise = ChangeKind.PRICE_RISE in kinds
         self._price_alerts = self._drop or self._rise
         self._target_price = rules.target_price
         #: The target price when ``target_price`` alerts are on.
-        self._target = rules.target_price if AlertKind.TARGET_PRICE in kinds else None
+        self._target = rules.target_price if ChangeKind.TARGET_PRICE in kinds else None
         self._low_stock = rules.low_stock
         self._watch_all = not rules.skus
 

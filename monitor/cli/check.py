@@ -22,12 +22,9 @@ from monitor.cli.common import (
 )
 from monitor.daemon.poller import check_items, utc_now
 from monitor.db.store import PollOutcome, PollResult, Store
-from monitor.domain import Change, Offer
+from monitor.domain import LANGUAGES, Change, Offer
 from monitor.messages.formatting import describe_change, format_money
-from monitor.tmapi.client import LANGUAGES as TMAPI_LANGUAGES
 from monitor.tmapi.client import TmapiClient, TmapiSettings
-
-LANGUAGES = sorted(TMAPI_LANGUAGES)
 
 
 @click.command()
@@ -35,7 +32,7 @@ LANGUAGES = sorted(TMAPI_LANGUAGES)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.option(
     "--language",
-    type=click.Choice(LANGUAGES),
+    type=click.Choice(sorted(LANGUAGES)),
     default=None,
     help="Language TMAPI translates titles and SKU names into "
     "(default: the item's language on the watchlist, else en).",

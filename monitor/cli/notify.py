@@ -19,7 +19,7 @@ from monitor.notify.deliver import render_for
 from monitor.notify.sender import AppriseSender
 from monitor.watchlist.load import load_watchlist
 from monitor.watchlist.model import Target
-from monitor.watchlist.urls import url_secrets
+from monitor.watchlist.urls import privacy_url, url_secrets
 
 __all__ = ["notify"]
 
@@ -89,7 +89,7 @@ def _send_tests(targets: Sequence[Target]) -> int:
         for secret in url_secrets(target.url):
             register_secret(secret)
         result = sender.send(target, render_for(target, groups))
-        shown = f"{target.name:<{width}}  {target.privacy_url()}"
+        shown = f"{target.name:<{width}}  {privacy_url(target.url)}"
         if result.ok:
             click.echo(redact(f"ok      {shown}"))
         else:

@@ -48,7 +48,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 
 from monitor.db.outbox import OutboxState
 from monitor.db.records import PollOutcome, PollResult
-from monitor.domain import ChangeKind
+from monitor.domain import OFFER_CHANGES
 from monitor.errors import (
     TmapiAuthError,
     TmapiBadRequest,
@@ -181,7 +181,7 @@ class Metrics:
             self.polls.labels(outcome.value)
         for reason in FAILURE_REASONS:
             self.failures.labels(reason)
-        for kind in ChangeKind:
+        for kind in OFFER_CHANGES:
             self.changes.labels(kind.value)
         for status in DeliveryStatus:
             self.deliveries.labels(status.value)

@@ -44,7 +44,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor.alerts.model import AlertGroup
 from monitor.alerts.schedule import hold_until
 from monitor.db.engine import is_sqlite, write_transaction
-from monitor.db.outbox_models import Notification
+from monitor.db.models import Notification
 from monitor.db.urls import storage_error
 from monitor.watchlist.model import Target
 

@@ -27,8 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.db import history
 from monitor.db.engine import is_sqlite
-from monitor.db.models import Item, ItemState, Poll, SkuState
-from monitor.db.outbox_models import Notification
+from monitor.db.models import Item, ItemState, Notification, Poll, SkuState
 from monitor.db.records import ItemRecord, StoredChange
 from monitor.db.urls import storage_error
 from monitor.db.views import ALERT_LOG, PRICE_HISTORY

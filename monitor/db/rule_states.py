@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 
 from monitor.alerts.state import RuleState
 from monitor.db.engine import is_sqlite
-from monitor.db.outbox_models import RuleStateRow
+from monitor.db.models import RuleStateRow
 from monitor.errors import StorageError
 
 __all__ = [

@@ -35,10 +35,11 @@ from decimal import Decimal
 from string import Formatter
 
 from monitor.alerts.model import Alert, AlertGroup
+from monitor.domain import ChangeKind, offer_url
 from monitor.messages.formats import BODY_FORMATS, DEFAULT_LIMITS, format_for_url, limit_for_url
 from monitor.messages.markup import MARKUPS, Markup, safe_url
 from monitor.messages.wording import count, describe_alert, message_title, shorten, summary
-from monitor.watchlist.model import TEMPLATE_FIELDS, AlertKind
+from monitor.watchlist.model import TEMPLATE_FIELDS
 
 __all__ = ["Rendered", "format_for_url", "limit_for_url", "render", "test_message"]
 
@@ -111,14 +112,14 @@ def test_message(now: datetime | None = None) -> AlertGroup:
         item_id=item_id,
         name="Leopard robe (test message)",
         title="跨境速卖通女式长款睡衣家居服豹纹款开衫法式浴袍长袖秋冬睡袍",
-        url=f"https://detail.1688.com/offer/{item_id}.html",
+        url=offer_url(item_id),
         shop="灌云县伊山镇春霞服装厂",
         image="https://cbu01.alicdn.com/img/ibank/O1CN01gEiAAA1tfzhab0NhS_!!2214636595930-0-cib.jpg",
         currency="CNY",
         detected_at=now or datetime(2025, 1, 1, tzinfo=UTC),
         alerts=(
             Alert(
-                AlertKind.PRICE_DROP.value,
+                ChangeKind.PRICE_DROP,
                 sku_id="5674557541674",
                 sku_name="白色豹纹 / L",
                 old=Decimal("29.89"),
@@ -126,21 +127,21 @@ def test_message(now: datetime | None = None) -> AlertGroup:
                 pct=Decimal("-13.3"),
             ),
             Alert(
-                AlertKind.TARGET_PRICE.value,
+                ChangeKind.TARGET_PRICE,
                 sku_id="5674557541674",
                 sku_name="白色豹纹 / L",
                 old=Decimal("26.00"),
                 new=Decimal("25.90"),
             ),
             Alert(
-                AlertKind.LOW_STOCK.value,
+                ChangeKind.LOW_STOCK,
                 sku_id="5674557541667",
                 sku_name="肤色豹纹 / S",
                 old=10,
                 new=4,
             ),
             Alert(
-                AlertKind.TIER_CHANGE.value,
+                ChangeKind.TIER_CHANGE,
                 min_qty=100,
                 old=Decimal("27.60"),
                 new=Decimal("27.00"),

@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from monitor.alerts.model import Alert, AlertGroup, AlertValue
-from monitor.alerts.rules import RECOVERED
-from monitor.domain import Change, ChangeKind
+from monitor.alerts.model import RECOVERED, Alert, AlertGroup, AlertValue
+from monitor.domain import OFFER_CHANGES, Change, ChangeKind
 from monitor.messages.formatting import describe_change, format_money, format_pct
-from monitor.watchlist.model import AlertKind
 
 __all__ = [
     "TITLE_MAX",
@@ -31,21 +29,21 @@ __all__ = [
 TITLE_MAX = 100
 
 _KIND_NAMES = {
-    AlertKind.PRICE_DROP: "price drop",
-    AlertKind.PRICE_RISE: "price rise",
-    AlertKind.STOCK_CHANGE: "stock change",
-    AlertKind.SOLD_OUT: "sold out",
-    AlertKind.BACK_IN_STOCK: "back in stock",
-    AlertKind.TIER_CHANGE: "quantity-break prices changed",
-    AlertKind.SKU_ADDED: "new SKU",
-    AlertKind.SKU_REMOVED: "SKU removed",
-    AlertKind.ITEM_UNAVAILABLE: "no longer available",
-    AlertKind.ITEM_AVAILABLE: "available again",
-    AlertKind.TARGET_PRICE: "target price reached",
-    AlertKind.LOW_STOCK: "low stock",
-    AlertKind.POLL_FAILING: "polling is failing",
+    ChangeKind.PRICE_DROP: "price drop",
+    ChangeKind.PRICE_RISE: "price rise",
+    ChangeKind.STOCK_CHANGE: "stock change",
+    ChangeKind.SOLD_OUT: "sold out",
+    ChangeKind.BACK_IN_STOCK: "back in stock",
+    ChangeKind.TIER_CHANGE: "quantity-break prices changed",
+    ChangeKind.SKU_ADDED: "new SKU",
+    ChangeKind.SKU_REMOVED: "SKU removed",
+    ChangeKind.ITEM_UNAVAILABLE: "no longer available",
+    ChangeKind.ITEM_AVAILABLE: "available again",
+    ChangeKind.TARGET_PRICE: "target price reached",
+    ChangeKind.LOW_STOCK: "low stock",
+    ChangeKind.POLL_FAILING: "polling is failing",
 }
-_CHANGE_KINDS = {kind.value for kind in ChangeKind}
+_CHANGE_KINDS = frozenset(OFFER_CHANGES)
 
 
 def shorten(text: str, limit: int) -> str:
@@ -75,14 +73,14 @@ def describe_alert(alert: Alert, currency: str = "CNY") -> str:
             pct=alert.pct,
         )
         return describe_change(change, currency)
-    if alert.kind == AlertKind.TARGET_PRICE:
+    if alert.kind == ChangeKind.TARGET_PRICE:
         target = _money(alert.old, currency)
         return f"{label}: {_money(alert.new, currency)}, at or below your target {target}"
-    if alert.kind == AlertKind.LOW_STOCK:
+    if alert.kind == ChangeKind.LOW_STOCK:
         return (
             f"{label}: low stock, {_money(alert.new, currency)} left (alert at {alert.old} or less)"
         )
-    if alert.kind == AlertKind.POLL_FAILING:
+    if alert.kind == ChangeKind.POLL_FAILING:
         if alert.note == RECOVERED:
             return "polling works again"
         return f"polling is failing: {alert.note}" if alert.note else "polling is failing"
@@ -93,13 +91,13 @@ def describe_alert(alert: Alert, currency: str = "CNY") -> str:
 
 
 def _kind_name(alert: Alert) -> str:
-    if alert.kind == AlertKind.POLL_FAILING and alert.note == RECOVERED:
+    if alert.kind == ChangeKind.POLL_FAILING and alert.note == RECOVERED:
         return "polling works again"
     try:
-        name = _KIND_NAMES[AlertKind(alert.kind)]
+        name = _KIND_NAMES[ChangeKind(alert.kind)]
     except ValueError:
         return alert.kind.replace("_", " ")
-    if alert.kind in (AlertKind.PRICE_DROP, AlertKind.PRICE_RISE) and alert.pct is not None:
+    if alert.kind in (ChangeKind.PRICE_DROP, ChangeKind.PRICE_RISE) and alert.pct is not None:
         return f"{name} {format_pct(alert.pct)}"
     return name
 

@@ -30,6 +30,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from monitor.domain import offer_url
 from monitor.simulator.quirks import Quirks, apply_quirks, pick_quirks
 
 __all__ = [
@@ -328,7 +329,7 @@ def _template(rng: random.Random, item_id: int, product: str, unit: str) -> dict
     title = f"{rng.choice(_PREFIXES)}{rng.choice(_COLOURS)}{product}{rng.choice(_SUFFIXES)}"
     return {
         "item_id": item_id,
-        "product_url": f"https://detail.1688.com/offer/{item_id}.html",
+        "product_url": offer_url(item_id),
         "title": title,
         "category_id": rng.randrange(10**6, 10**9),
         "root_category_id": rng.randrange(1, 10**7),

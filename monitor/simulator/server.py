@@ -51,6 +51,7 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qsl
 
+from monitor.domain import LANGUAGES
 from monitor.simulator.catalog import (
     Event,
     ItemTruth,
@@ -69,7 +70,6 @@ from monitor.simulator.market import MARKET_EVERY, Market, evolve_item
 __all__ = ["Mode", "SimulatedTmapi", "encode", "main", "strip_prices"]
 
 _PATH = "/1688/item_detail"
-_LANGUAGES = frozenset({"en", "zh", "ru", "th", "pt", "es", "tr", "vi", "ja", "ko"})
 _CODE_MESSAGES = {
     401: "apiToken is missing or invalid",
     417: "item not found or temporarily unavailable",
@@ -214,7 +214,7 @@ class SimulatedTmapi:
             raw_id = params.get("item_id", "")
             if not raw_id.isdigit() or int(raw_id) == 0:
                 return Reply(200, _code_body(422, "invalid parameter: item_id"))
-            if params.get("language", "zh") not in _LANGUAGES:
+            if params.get("language", "zh") not in LANGUAGES:
                 return Reply(200, _code_body(422, "invalid parameter: language"))
             item_id = int(raw_id)
             self._per_item[item_id] += 1

@@ -51,7 +51,7 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-from monitor.domain import PollSource
+from monitor.domain import LANGUAGES, PollSource
 from monitor.errors import (
     ConfigError,
     TmapiAuthError,
@@ -68,7 +68,6 @@ from monitor.errors import (
 from monitor.logs import redact, register_secret
 
 __all__ = [
-    "LANGUAGES",
     "TmapiClient",
     "TmapiSettings",
     "backoff_delay",
@@ -80,8 +79,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ITEM_DETAIL_PATH = "/1688/item_detail"
-#: Output languages TMAPI documents for ``item_detail``.
-LANGUAGES = frozenset({"en", "zh", "ru", "th", "pt", "es", "tr", "vi", "ja", "ko"})
 USER_AGENT = "monitor-1688/0.1 (+httpx)"
 #: Connections per ``httpx.AsyncClient`` shard (see :class:`TmapiClient`).
 SHARD_SIZE = 4
@@ -521,7 +518,7 @@ class TmapiClient:
             raise TmapiBadRequest(f"item ID must be a positive integer, not {item_id!r}")
         if language not in LANGUAGES:
             raise TmapiBadRequest(
-                f"language {language!r} is not one of {', '.join(sorted(LANGUAGES))}",
+                f"language {language!r} is not one of {', '.join(LANGUAGES)}",
                 item_id=item_id,
             )
         query = f"item_id={item_id}&language={language}"

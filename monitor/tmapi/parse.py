@@ -58,7 +58,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
 
-from monitor.domain import Offer, Sku, Tier
+from monitor.domain import Offer, Sku, Tier, offer_url
 from monitor.errors import ParseError
 from monitor.tmapi.names import PropNames, name_from_props_names
 from monitor.tmapi.values import (
@@ -78,7 +78,7 @@ from monitor.tmapi.values import (
     parse_url,
 )
 
-__all__ = ["DEFAULT_SKU_NAME", "offer_url", "parse_decimal", "parse_int", "parse_item"]
+__all__ = ["DEFAULT_SKU_NAME", "parse_decimal", "parse_int", "parse_item"]
 
 #: Name of the synthetic SKU of an offer that has no SKUs.
 DEFAULT_SKU_NAME: Final = "default"
@@ -89,11 +89,6 @@ _SKU_ID_KEYS: Final = ("skuid", "sku_id", "skuId")
 _SPEC_ID_KEYS: Final = ("specid", "spec_id", "specId")
 _SKU_PRICE_KEYS: Final = ("sale_price", "price", "discount_price")
 _TIER_QTY_KEYS: Final = ("beginAmount", "begin_amount")
-
-
-def offer_url(item_id: int) -> str:
-    """The public 1688 page of an offer."""
-    return f"https://detail.1688.com/offer/{item_id}.html"
 
 
 def parse_item(data: Mapping[str, Any], *, item_id: int | None = None) -> Offer:

@@ -37,6 +37,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from monitor.domain import LANGUAGES, ChangeKind
 from monitor.durations import format_duration, parse_duration
 from monitor.errors import ConfigError
 from monitor.logs import register_secret
@@ -59,44 +60,17 @@ from monitor.watchlist.fields import (
     to_timezone,
 )
 from monitor.watchlist.model import (
-    DEFAULT_ALERT_ON,
     FORMATS,
-    LANGUAGES,
     SCENES,
-    TEMPLATE_FIELDS,
-    AlertKind,
     Item,
-    QuietHours,
     Rules,
     Settings,
     Target,
     Watchlist,
     WatchlistError,
-    watched_items,
 )
-from monitor.watchlist.summary import summarize
 
-__all__ = [
-    "DEFAULT_ALERT_ON",
-    "ENV_OVERRIDES",
-    "FORMATS",
-    "LANGUAGES",
-    "SCENES",
-    "TEMPLATE_FIELDS",
-    "AlertKind",
-    "Item",
-    "QuietHours",
-    "Rules",
-    "Settings",
-    "Target",
-    "Watchlist",
-    "WatchlistError",
-    "apply_env_overrides",
-    "load_watchlist",
-    "parse_watchlist",
-    "summarize",
-    "watched_items",
-]
+__all__ = ["ENV_OVERRIDES", "apply_env_overrides", "load_watchlist", "parse_watchlist"]
 
 #: Environment variables that override ``[settings]`` keys.
 ENV_OVERRIDES = {
@@ -374,13 +348,13 @@ def _rule_checks(targets: Collection[str]) -> dict[str, Check]:
                 raise ConfigError(f"{show_value(name)} is not a defined target{hint}")
         return names
 
-    def alert_on(value: object) -> tuple[AlertKind, ...]:
-        kinds = [str(kind) for kind in AlertKind]
+    def alert_on(value: object) -> tuple[ChangeKind, ...]:
+        kinds = [str(kind) for kind in ChangeKind]
         for name in (names := to_str_list(value)):
             if name not in kinds:
                 hint = suggest(name, kinds) or f" (use {', '.join(kinds)})"
                 raise ConfigError(f"{show_value(name)} is not an alert kind{hint}")
-        return tuple(AlertKind(name) for name in names)
+        return tuple(ChangeKind(name) for name in names)
 
     return {
         "interval": parse_duration,

@@ -12,7 +12,9 @@ only these frozen objects, never the raw TOML.
     └── warnings: (str, ...)        accepted but probably unwanted (e.g. a 30 s interval)
 
 A :class:`Target` holds its expanded apprise URL, which is a secret: its
-``repr`` and :meth:`Target.privacy_url` show apprise's masked form instead.
+``repr`` shows the scheme only, :func:`monitor.watchlist.urls.privacy_url`
+apprise's masked form. This module imports nothing outside the standard
+library and :mod:`monitor.domain`.
 """
 
 from __future__ import annotations
@@ -22,24 +24,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 from decimal import Decimal
-from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 from zoneinfo import ZoneInfo
 
-import apprise
-
+from monitor.domain import ChangeKind, offer_url
 from monitor.errors import ConfigError
-from monitor.watchlist.urls import apprise_quietly, url_secrets
 
 __all__ = [
     "DEFAULT_ALERT_ON",
     "FORMATS",
-    "LANGUAGES",
     "SCENES",
     "TEMPLATE_FIELDS",
-    "AlertKind",
     "Item",
     "QuietHours",
     "Rules",
@@ -52,8 +48,6 @@ __all__ = [
 
 UTC = ZoneInfo("UTC")
 
-#: ``language`` values TMAPI's ``item_detail`` accepts.
-LANGUAGES = ("en", "zh", "ru", "th", "pt", "es", "tr", "vi", "ja", "ko")
 #: ``settings.scene`` values TMAPI accepts.
 SCENES = ("drop_shipping",)
 #: Message formats a target may force (apprise's ``NotifyFormat`` names).
@@ -62,30 +56,11 @@ FORMATS = ("markdown", "text", "html")
 TEMPLATE_FIELDS = ("title", "url", "shop", "changes", "item_id", "name", "count")
 
 
-class AlertKind(StrEnum):
-    """What an item can alert on: every :class:`~monitor.domain.ChangeKind` plus
-    the threshold and health alerts the rules add on top."""
-
-    PRICE_DROP = "price_drop"
-    PRICE_RISE = "price_rise"
-    STOCK_CHANGE = "stock_change"
-    SOLD_OUT = "sold_out"
-    BACK_IN_STOCK = "back_in_stock"
-    TIER_CHANGE = "tier_change"
-    SKU_ADDED = "sku_added"
-    SKU_REMOVED = "sku_removed"
-    ITEM_UNAVAILABLE = "item_unavailable"
-    ITEM_AVAILABLE = "item_available"
-    TARGET_PRICE = "target_price"
-    LOW_STOCK = "low_stock"
-    POLL_FAILING = "poll_failing"
-
-
 DEFAULT_ALERT_ON = (
-    AlertKind.PRICE_DROP,
-    AlertKind.SOLD_OUT,
-    AlertKind.BACK_IN_STOCK,
-    AlertKind.TIER_CHANGE,
+    ChangeKind.PRICE_DROP,
+    ChangeKind.SOLD_OUT,
+    ChangeKind.BACK_IN_STOCK,
+    ChangeKind.TIER_CHANGE,
 )
 
 
@@ -120,7 +95,7 @@ class Rules:
     interval: timedelta = timedelta(hours=1)
     language: str = "en"
     notify: tuple[str, ...] = ()
-    alert_on: tuple[AlertKind, ...] = DEFAULT_ALERT_ON
+    alert_on: tuple[ChangeKind, ...] = DEFAULT_ALERT_ON
     price_drop_pct: Decimal | None = None
     price_drop_abs: Decimal | None = None
     price_rise_pct: Decimal | None = None
@@ -154,7 +129,7 @@ class Item:
     @property
     def url(self) -> str:
         """The offer's page on 1688.com."""
-        return f"https://detail.1688.com/offer/{self.id}.html"
+        return offer_url(self.id)
 
     @property
     def label(self) -> str:
@@ -189,7 +164,8 @@ class Target:
 
     ``url`` is the apprise URL with ``${VAR}``s filled in: a secret, never to
     be printed. ``url_template`` is the URL as written in the file. For
-    display use :meth:`privacy_url`; ``repr`` uses it too.
+    display use :func:`monitor.watchlist.urls.privacy_url`; ``repr`` shows the
+    scheme only.
     """
 
     name: str
@@ -201,20 +177,9 @@ class Target:
     template: str | None = None
     format: str | None = None
 
-    def privacy_url(self) -> str:
-        """The URL in apprise's privacy form (tokens and passwords masked)."""
-        with apprise_quietly():
-            try:
-                plugin: Any = apprise.Apprise.instantiate(self.url)
-                shown = plugin.url(privacy=True) if plugin is not None else None
-            except Exception:  # a URL apprise cannot even render is shown by scheme only
-                shown = None
-        if isinstance(shown, str):
-            # apprise leaves the path of json://, xml://, form:// … in clear: mask
-            # every part that looks like a token there too.
-            for secret in sorted(url_secrets(self.url) - {self.url}, key=len, reverse=True):
-                shown = shown.replace(secret, "***")
-            return shown
+    def scheme_url(self) -> str:
+        """``slack://…``: the URL's scheme alone, safe to print anywhere. The
+        masked full form is :func:`monitor.watchlist.urls.privacy_url`."""
         scheme, sep, _ = self.url.partition("://")
         return f"{scheme}://…" if sep else "…"
 
@@ -231,7 +196,7 @@ class Target:
             if value is not None
         ]
         return (
-            f"Target({', '.join([f'name={self.name!r}', f'url={self.privacy_url()!r}', *options])})"
+            f"Target({', '.join([f'name={self.name!r}', f'url={self.scheme_url()!r}', *options])})"
         )
 
 

@@ -24,15 +24,8 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from monitor.watchlist.model import (
-    AlertKind,
-    Item,
-    QuietHours,
-    Rules,
-    Settings,
-    Target,
-    Watchlist,
-)
+from monitor.domain import ChangeKind
+from monitor.watchlist.model import Item, QuietHours, Rules, Settings, Target, Watchlist
 
 __all__ = ["FORMAT_VERSION", "from_document", "to_document"]
 
@@ -69,7 +62,7 @@ def _rules(data: dict[str, Any]) -> Rules:
         elif name in _TUPLES:
             values[name] = tuple(value)
         elif name == "alert_on":
-            values[name] = tuple(AlertKind(v) for v in value)
+            values[name] = tuple(ChangeKind(v) for v in value)
         else:
             values[name] = value
     return Rules(**values)

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from monitor.durations import format_duration
 from monitor.watchlist.model import Item, Target, Watchlist, watched_items
+from monitor.watchlist.urls import privacy_url
 
 __all__ = ["summarize"]
 
@@ -50,7 +51,7 @@ def _describe_target(target: Target) -> str:
         extras.append(f"format {target.format}")
     if target.template:
         extras.append("custom template")
-    return f"{target.privacy_url()} ({', '.join(extras)})"
+    return f"{privacy_url(target.url)} ({', '.join(extras)})"
 
 
 def _describe_item(item: Item) -> str:

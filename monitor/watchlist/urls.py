@@ -23,7 +23,7 @@ import apprise
 
 from monitor.logs import MIN_SECRET_LENGTH
 
-__all__ = ["apprise_quietly", "url_secrets"]
+__all__ = ["apprise_quietly", "privacy_url", "url_secrets"]
 
 _TOKEN_SPLIT = re.compile(r"[/:@?&=#,\s]+")
 
@@ -113,3 +113,21 @@ def _masked_by_apprise(url: str) -> set[str]:
         return set()
     shown = set(_TOKEN_SPLIT.split(private))
     return {unquote(part) for part in _TOKEN_SPLIT.split(raw) if part and part not in shown}
+
+
+def privacy_url(url: str) -> str:
+    """``url`` in apprise's privacy form (tokens and passwords masked)."""
+    with apprise_quietly():
+        try:
+            plugin: Any = apprise.Apprise.instantiate(url)
+            shown = plugin.url(privacy=True) if plugin is not None else None
+        except Exception:  # a URL apprise cannot even render is shown by scheme only
+            shown = None
+    if isinstance(shown, str):
+        # apprise leaves the path of json://, xml://, form:// … in clear: mask
+        # every part that looks like a token there too.
+        for secret in sorted(url_secrets(url) - {url}, key=len, reverse=True):
+            shown = shown.replace(secret, "***")
+        return shown
+    scheme, sep, _ = url.partition("://")
+    return f"{scheme}://…" if sep else "…"
