@@ -23,7 +23,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.tmapi.client import TmapiClient, TmapiSettings
+from monitor.tmapi.client import TmapiClient
+from monitor.tmapi.settings import TmapiSettings
 
 Fetch = Callable[[int], Awaitable[Any]]
 

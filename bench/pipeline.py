@@ -36,7 +36,7 @@ from monitor.daemon.service import Daemon, DaemonOptions
 from monitor.db import poll_plan, recording, scd
 from monitor.db.store import Store
 from monitor.domain import PollSource
-from monitor.tmapi.client import TmapiSettings
+from monitor.tmapi.settings import TmapiSettings
 from monitor.watchlist.model import Item, Rules, Settings, Target, Watchlist
 
 #: Far above anything this machine reaches: the benchmark measures the monitor, not the cap.

@@ -14,19 +14,34 @@ be mistaken for months.
 Pure functions, no I/O. Errors are :class:`~monitor.errors.ConfigError` whose
 message is the bare problem (``"10x" is not a duration (use 30s, 15m, 6h or
 1d)``); the watchlist loader adds the file, entry and key in front.
+
+The delays servers write in an HTTP ``Retry-After`` header (seconds, or an
+HTTP date) are read here too, by :func:`parse_retry_after`, for both the
+TMAPI client and notification delivery.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 from monitor.errors import ConfigError
 
-__all__ = ["MAX_DURATION", "format_duration", "parse_duration"]
+__all__ = [
+    "MAX_DURATION",
+    "MAX_RETRY_AFTER",
+    "format_duration",
+    "parse_duration",
+    "parse_retry_after",
+]
 
 #: The longest duration accepted anywhere (a year is plenty for a poll interval).
 MAX_DURATION = timedelta(days=365)
+#: A ``Retry-After`` longer than this is taken as this (a misconfigured server
+#: must not park a request or a message for weeks).
+MAX_RETRY_AFTER = timedelta(hours=24)
 
 _UNIT_SECONDS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
 _DURATION_RE = re.compile(
@@ -34,6 +49,9 @@ _DURATION_RE = re.compile(
     re.ASCII,
 )
 _HINT = "(use 30s, 15m, 6h or 1d)"
+#: ``Retry-After`` seconds: ASCII digits (RFC 9110's delay-seconds), plus an
+#: optional fraction as some servers send; no sign, exponent, NaN or infinity.
+_DELAY_SECONDS_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 def _show(value: object) -> str:
@@ -100,3 +118,30 @@ def _to_seconds(value: object) -> int | None:
     return sum(
         int(count) * _UNIT_SECONDS[unit] for unit, count in match.groupdict().items() if count
     )
+
+
+def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """A ``Retry-After`` value (delta-seconds or an HTTP date) as a delay from ``now``.
+
+    ``now`` is timezone-aware; a date without a zone is taken as UTC.
+    ``None`` when absent, blank or unreadable (``"soon"``, ``"-3"``,
+    ``"nan"``, ``"1e9"``); capped at :data:`MAX_RETRY_AFTER`; a date in the
+    past is a zero delay.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if _DELAY_SECONDS_RE.fullmatch(text):
+        seconds = float(text)  # a long digit string becomes a large float, or inf
+        if not math.isfinite(seconds) or seconds >= MAX_RETRY_AFTER.total_seconds():
+            return MAX_RETRY_AFTER
+        return timedelta(seconds=seconds)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return min(max(when - now, timedelta(0)), MAX_RETRY_AFTER)

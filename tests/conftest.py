@@ -6,14 +6,24 @@ schema of its own on the PostgreSQL server named by ``MONITOR_TEST_PG_URL``
 through the connection's ``search_path`` and dropped afterwards, so tests can
 run in parallel and leave nothing behind. PostgreSQL being unreachable FAILS
 the PostgreSQL tests; it never skips them.
+
+Shared services, each started for one test and stopped after it:
+
+* ``sim``: the simulated TMAPI. A module (or test) says how it is built with
+  ``pytest.mark.sim(**options)``, the keyword arguments of
+  :class:`~monitor.simulator.server.SimulatedTmapi` plus ``kind`` for a
+  subclass; without the mark it is ``SimulatedTmapi()``. ``start_sim`` is the
+  factory behind it, for a test whose options come from other fixtures.
+* ``webhook`` / ``smtp``: the receivers of :mod:`tests.receivers`.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -22,6 +32,8 @@ from sqlalchemy.engine import Engine
 from monitor.db.engine import make_engine, upgrade
 from monitor.db.store import Store
 from monitor.db.urls import safe_url
+from monitor.simulator.server import SimulatedTmapi
+from tests.receivers import SmtpReceiver, WebhookReceiver
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 #: Variables that could point a test at a real database, a real TMAPI account or a
@@ -35,6 +47,8 @@ REAL_WORLD = (
     "MONITOR_WATCHLIST",
     "MONITOR_LOG_LEVEL",
 )
+#: ``start_sim(kind=SimulatedTmapi, **options)``: a started simulator, stopped after the test.
+SimFactory = Callable[..., SimulatedTmapi]
 DIALECTS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
@@ -114,3 +128,48 @@ def store(migrated_url: str) -> Iterator[Store]:
     store = Store.open(migrated_url)
     yield store
     store.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sim(kind=SimulatedTmapi, **options): how the `sim` fixture is built"
+    )
+
+
+@pytest.fixture
+def start_sim() -> Iterator[SimFactory]:
+    """Start simulators (``kind``, default :class:`SimulatedTmapi`, with ``options``);
+    every one started is stopped after the test."""
+    started: list[SimulatedTmapi] = []
+
+    def start(kind: type[SimulatedTmapi] = SimulatedTmapi, **options: Any) -> SimulatedTmapi:
+        server = kind(**options).start()
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in reversed(started):
+            server.stop()
+
+
+@pytest.fixture
+def sim(request: pytest.FixtureRequest, start_sim: SimFactory) -> SimulatedTmapi:
+    """The simulated TMAPI, built as the closest ``pytest.mark.sim`` says."""
+    marker = request.node.get_closest_marker("sim")
+    if marker is None:
+        return start_sim()
+    return start_sim(*marker.args, **marker.kwargs)
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpReceiver]:
+    with SmtpReceiver() as receiver:
+        yield receiver

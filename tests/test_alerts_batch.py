@@ -243,14 +243,6 @@ def restyle(store: Store) -> None:
             )
 
 
-class _NothingKept:
-    def get(self, item_id: int, text: str) -> None:
-        return None
-
-    def put(self, item_id: int, text: str, stored: StoredState) -> None:
-        return None
-
-
 def run_script(store: Store, wl: Watchlist) -> tuple[list[Any], dict[str, Any]]:
     messages: list[Any] = []
     for n, writes in enumerate(long_script()):
@@ -271,7 +263,7 @@ def test_a_batch_with_shortcuts_stores_and_sends_what_the_full_rules_do(
     def compared(self: StoredState, state: RuleState) -> bool:
         return self.data is not None and state.to_json() == self.data
 
-    monkeypatch.setattr(state_store, "_kept", _NothingKept())
+    monkeypatch.setattr(state_store, "kept", state_store.Kept(0))
     monkeypatch.setattr(StoredState, "unchanged", compared)
     with worked_out_in_full():
         full = run_script(store, wl)
@@ -344,7 +336,7 @@ def test_a_bad_state_fails_every_read(store: Store) -> None:
 def test_kept_states_survive_rounds_over_more_items_than_room() -> None:
     """Polled in turn, five items through a cache of three: on the next round the
     items kept first are still found (dropping the oldest would find none)."""
-    kept = state_store._Kept(3)
+    kept = state_store.Kept(3)
     stored = {i: state_store.StoredState(RuleState(), {}) for i in range(5)}
     for _ in range(3):
         found = []

@@ -23,7 +23,7 @@ from monitor.db.engine import upgrade
 from monitor.db.store import Store
 from monitor.notify.sender import AppriseSender
 from monitor.simulator.server import SimulatedTmapi
-from monitor.tmapi.client import TmapiSettings
+from monitor.tmapi.settings import TmapiSettings
 from monitor.watchlist.load import load_watchlist
 from tests.receivers import Answer, SmtpReceiver, WebhookReceiver
 
@@ -39,22 +39,7 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def smtp() -> Iterator[SmtpReceiver]:
-    with SmtpReceiver() as server:
-        yield server
-
-
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as server:
-        yield server
-
-
-@pytest.fixture
-def sim() -> Iterator[SimulatedTmapi]:
-    with SimulatedTmapi(items=[ITEM]) as server:
-        yield server
+pytestmark = pytest.mark.sim(items=[ITEM])
 
 
 @pytest.fixture
@@ -65,7 +50,7 @@ def store(db_url: str) -> Iterator[Store]:
     opened.close()
 
 
-def write_watchlist(path: Path, smtp: SmtpReceiver, hook: WebhookReceiver) -> Path:
+def write_watchlist(path: Path, smtp: SmtpReceiver, webhook: WebhookReceiver) -> Path:
     path.write_text(
         f"""
 [settings]
@@ -74,7 +59,7 @@ jitter = 0
 
 [targets]
 mail = "{smtp.mailto_url()}"
-hook = "{hook.json_url("/hook")}"
+hook = "{webhook.json_url("/hook")}"
 
 [defaults]
 interval = "10m"
@@ -111,9 +96,9 @@ async def poll_and_deliver(daemon: Daemon) -> int:
 
 
 async def test_price_drop_reaches_mail_and_webhook_exactly_once(
-    store: Store, sim: SimulatedTmapi, smtp: SmtpReceiver, hook: WebhookReceiver, tmp_path: Path
+    store: Store, sim: SimulatedTmapi, smtp: SmtpReceiver, webhook: WebhookReceiver, tmp_path: Path
 ) -> None:
-    path = write_watchlist(tmp_path / "watchlist.toml", smtp, hook)
+    path = write_watchlist(tmp_path / "watchlist.toml", smtp, webhook)
     clock = Clock()
     async with daemon_for(store, sim, path, clock) as daemon:
         assert await poll_and_deliver(daemon) == 0  # the baseline alerts nobody
@@ -130,7 +115,7 @@ async def test_price_drop_reaches_mail_and_webhook_exactly_once(
         assert await daemon.deliver_all() == 0
 
     (mail,) = smtp.messages
-    (posted,) = hook.received("/hook")
+    (posted,) = webhook.received("/hook")
     plain = next(p for p in mail.walk() if p.get_content_type() == "text/plain")
     html = next(p for p in mail.walk() if p.get_content_type() == "text/html")
     assert "¥29.89 → ¥25.90 (−13.3%)" in plain.get_content()
@@ -142,11 +127,11 @@ async def test_price_drop_reaches_mail_and_webhook_exactly_once(
 
 
 async def test_failing_target_gets_it_once_after_recovery_and_never_resends_the_other(
-    store: Store, sim: SimulatedTmapi, smtp: SmtpReceiver, hook: WebhookReceiver, tmp_path: Path
+    store: Store, sim: SimulatedTmapi, smtp: SmtpReceiver, webhook: WebhookReceiver, tmp_path: Path
 ) -> None:
-    path = write_watchlist(tmp_path / "watchlist.toml", smtp, hook)
+    path = write_watchlist(tmp_path / "watchlist.toml", smtp, webhook)
     clock = Clock()
-    hook.script("/hook", Answer(500), Answer(500))
+    webhook.script("/hook", Answer(500), Answer(500))
     async with daemon_for(store, sim, path, clock) as daemon:
         await poll_and_deliver(daemon)
         sim.sell_out(ITEM, sim.sku_ids(ITEM)[2])
@@ -158,15 +143,15 @@ async def test_failing_target_gets_it_once_after_recovery_and_never_resends_the_
             await daemon.deliver_all()
     assert len(smtp.messages) == 1
     # two scripted 500s, then the one delivery that succeeded, and nothing after it
-    posts = hook.received("/hook")
+    posts = webhook.received("/hook")
     assert len(posts) == 3
     assert "sold out" in posts[-1].json()["message"]
 
 
 async def test_smtp_down_then_up(
-    store: Store, sim: SimulatedTmapi, smtp: SmtpReceiver, hook: WebhookReceiver, tmp_path: Path
+    store: Store, sim: SimulatedTmapi, smtp: SmtpReceiver, webhook: WebhookReceiver, tmp_path: Path
 ) -> None:
-    path = write_watchlist(tmp_path / "watchlist.toml", smtp, hook)
+    path = write_watchlist(tmp_path / "watchlist.toml", smtp, webhook)
     clock = Clock()
     async with daemon_for(store, sim, path, clock) as daemon:
         await poll_and_deliver(daemon)
@@ -181,7 +166,7 @@ async def test_smtp_down_then_up(
     (mail,) = smtp.messages
     plain = next(p for p in mail.walk() if p.get_content_type() == "text/plain")
     assert "≥100 pcs: ¥27.60 → ¥27.00" in plain.get_content()
-    assert len(hook.received("/hook")) == 1
+    assert len(webhook.received("/hook")) == 1
 
 
 def test_event_loop_not_needed_for_fixtures() -> None:
@@ -196,7 +181,7 @@ SERVICES = {"hooks.slack.com": "/slack", "api.telegram.org": "/telegram"}
 
 
 @pytest.fixture
-def services_on_loopback(hook: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+def services_on_loopback(webhook: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
     """Slack's and Telegram's hosts answered by the local receiver; nothing else reachable."""
     from urllib.parse import urlsplit, urlunsplit
 
@@ -210,7 +195,7 @@ def services_on_loopback(hook: WebhookReceiver, monkeypatch: pytest.MonkeyPatch)
         if prefix is None:
             raise requests.ConnectionError(f"no network in tests ({parts.hostname})")
         request.url = urlunsplit(
-            ("http", f"127.0.0.1:{hook.port}", prefix + parts.path, parts.query, "")
+            ("http", f"127.0.0.1:{webhook.port}", prefix + parts.path, parts.query, "")
         )
         return original(self, request, **kwargs)
 
@@ -221,18 +206,20 @@ async def test_every_kind_reaches_slack_and_telegram_formats_once(
     store: Store,
     sim: SimulatedTmapi,
     smtp: SmtpReceiver,
-    hook: WebhookReceiver,
+    webhook: WebhookReceiver,
     tmp_path: Path,
     services_on_loopback: None,
 ) -> None:
     path = tmp_path / "watchlist.toml"
-    write_watchlist(path, smtp, hook)
+    write_watchlist(path, smtp, webhook)
     text = path.read_text(encoding="utf-8")
     text = text.replace(
-        f'hook = "{hook.json_url("/hook")}"', f'slack = "{SLACK}"\ntelegram = "{TELEGRAM}"'
+        f'hook = "{webhook.json_url("/hook")}"', f'slack = "{SLACK}"\ntelegram = "{TELEGRAM}"'
     ).replace('notify = ["mail", "hook"]', 'notify = ["mail", "slack", "telegram"]')
     path.write_text(text, encoding="utf-8")
-    hook.always("/slack/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ", Answer(body=b"ok"))
+    webhook.always(
+        "/slack/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ", Answer(body=b"ok")
+    )
     clock = Clock()
     skus = sim.sku_ids(ITEM)
     async with daemon_for(store, sim, path, clock) as daemon:
@@ -250,8 +237,8 @@ async def test_every_kind_reaches_slack_and_telegram_formats_once(
         clock.now += timedelta(minutes=10)
         assert await poll_and_deliver(daemon) == 0
 
-    slack = [r.json() for r in hook.received() if r.path.startswith("/slack/")]
-    telegram = [r.json() for r in hook.received() if r.path.startswith("/telegram/")]
+    slack = [r.json() for r in webhook.received() if r.path.startswith("/slack/")]
+    telegram = [r.json() for r in webhook.received() if r.path.startswith("/telegram/")]
     assert len(slack) == 2, slack
     assert len(telegram) == 2, telegram
     assert len(smtp.messages) == 2

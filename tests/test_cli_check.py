@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,7 @@ ITEM = 652702302959
 TOKEN = "canary-token-7f3a9c"
 
 
-@pytest.fixture
-def sim() -> Iterator[SimulatedTmapi]:
-    with SimulatedTmapi(items=[ITEM, 610947572360], token=TOKEN) as server:
-        yield server
+pytestmark = pytest.mark.sim(items=[ITEM, 610947572360], token=TOKEN)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ TMAPI and a SQLite or PostgreSQL database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -130,10 +129,7 @@ def test_validate_of_a_missing_file(tmp_path: Path) -> None:
 # -- run ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def sim() -> Iterator[SimulatedTmapi]:
-    with SimulatedTmapi(items=ITEMS, token=TOKEN) as server:
-        yield server
+pytestmark = pytest.mark.sim(items=ITEMS, token=TOKEN)
 
 
 def run_env(db_url: str, sim: SimulatedTmapi) -> dict[str, str | None]:

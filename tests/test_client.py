@@ -8,12 +8,10 @@ the delays) and the jitter comes from a seeded ``random.Random``.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import random
 import time
 import traceback
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -35,13 +33,10 @@ from monitor.errors import (
     TmapiTransportError,
 )
 from monitor.simulator.catalog import EXAMPLE_ITEM_ID
-from monitor.simulator.server import Mode, SimulatedTmapi
-from monitor.tmapi.client import (
-    TmapiClient,
-    TmapiSettings,
-    backoff_delay,
-    parse_retry_after,
-)
+from monitor.simulator.item_detail import Mode
+from monitor.simulator.server import SimulatedTmapi
+from monitor.tmapi.client import TmapiClient, backoff_delay
+from monitor.tmapi.settings import TmapiSettings
 
 TOKEN = "tok-SECRET-5f1e2d"
 ITEM = 652702302959
@@ -103,10 +98,7 @@ def assert_no_token(exc: BaseException) -> None:
     assert TOKEN not in repr(exc)
 
 
-@pytest.fixture
-def sim() -> Iterator[SimulatedTmapi]:
-    with SimulatedTmapi(seed=3, items=3) as simulator:
-        yield simulator
+pytestmark = pytest.mark.sim(seed=3, items=3)
 
 
 # ---------------------------------------------------------------- settings
@@ -329,17 +321,6 @@ async def test_429_carries_retry_after_seconds() -> None:
             await tmapi.fetch_once(ITEM)
     assert caught.value.retry_after == 12.0
     assert caught.value.retryable
-
-
-def test_retry_after_parsing() -> None:
-    now = 1_700_000_000.0
-    date = email.utils.formatdate(now + 90, usegmt=True)
-    assert parse_retry_after("7", now) == 7.0
-    assert parse_retry_after(" 0.5 ", now) == 0.5
-    assert parse_retry_after(date, now) == 90.0
-    assert parse_retry_after(email.utils.formatdate(now - 90, usegmt=True), now) == 0.0
-    for bad in (None, "", "soon", "-3", "nan", "inf"):
-        assert parse_retry_after(bad, now) is None
 
 
 BAD_BODIES: list[tuple[bytes, str]] = [

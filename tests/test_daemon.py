@@ -38,8 +38,9 @@ from monitor.db.records import PollOutcome
 from monitor.db.store import Store
 from monitor.domain import ChangeKind
 from monitor.errors import ConfigError, StorageError
-from monitor.simulator.server import Mode, SimulatedTmapi
-from monitor.tmapi.client import TmapiSettings
+from monitor.simulator.item_detail import Mode
+from monitor.simulator.server import SimulatedTmapi
+from monitor.tmapi.settings import TmapiSettings
 from monitor.watchlist.load import load_watchlist
 from monitor.watchlist.model import Watchlist
 from tests.clocks import FakeClock, no_sleep

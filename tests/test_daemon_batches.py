@@ -12,7 +12,7 @@ from monitor.db import scd
 from monitor.db.records import PollOutcome
 from monitor.db.store import Store
 from monitor.simulator.server import SimulatedTmapi
-from monitor.tmapi.client import TmapiSettings
+from monitor.tmapi.settings import TmapiSettings
 from monitor.watchlist.load import load_watchlist
 from monitor.watchlist.model import Watchlist
 from tests.factories import T0

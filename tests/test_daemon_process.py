@@ -28,8 +28,9 @@ from sqlalchemy.engine import Engine
 from monitor.db import leases
 from monitor.db.engine import make_engine, upgrade
 from monitor.db.models import Poll
+from monitor.simulator.item_detail import Mode
 from monitor.simulator.loopback import Reply
-from monitor.simulator.server import Mode, SimulatedTmapi
+from monitor.simulator.server import SimulatedTmapi
 from tests.reliability.harness import MonitorProcess, assert_nothing_half_written
 
 POLLS = cast(sa.Table, Poll.__table__)
@@ -136,10 +137,7 @@ def poll_times(engine: Engine) -> dict[int, list[float]]:
     return out
 
 
-@pytest.fixture
-def sim() -> Iterator[RecordingTmapi]:
-    with RecordingTmapi(items=ITEMS, token=TOKEN) as server:
-        yield server
+pytestmark = pytest.mark.sim(RecordingTmapi, items=ITEMS, token=TOKEN)
 
 
 @pytest.fixture

@@ -54,7 +54,7 @@ def test_database_url_from_variable_or_file(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="both set"):
         database_url({"MONITOR_DATABASE_URL": url, "MONITOR_DATABASE_URL_FILE": str(secret_file)})
-    with pytest.raises(ConfigError, match="cannot read") as info:
+    with pytest.raises(ConfigError, match="cannot be read") as info:
         database_url({"MONITOR_DATABASE_URL_FILE": str(tmp_path / "missing")})
     assert str(tmp_path / "missing") in str(info.value)
     (tmp_path / "empty").write_text("\n", encoding="utf-8")

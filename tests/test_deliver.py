@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from monitor.db import outbox
-from monitor.db.outbox import OutboxState, list_notifications
+from monitor.db.outbox import OutboxState
+from monitor.db.outbox_list import list_notifications
 from monitor.db.store import Store
 from monitor.logs import register_secret, setup_logging
 from monitor.messages.render import Rendered
@@ -30,7 +31,6 @@ from monitor.notify.deliver import (
     RetryPolicy,
     deliver_due,
 )
-from monitor.notify.retry_after import MAX_RETRY_AFTER, parse_retry_after
 from monitor.notify.sender import AppriseSender, SendResult
 from monitor.watchlist.model import Target
 from monitor.watchlist.urls import url_secrets
@@ -41,18 +41,6 @@ from tests.receivers import Answer, SmtpReceiver, WebhookReceiver
 OTHER_ITEM = 610947572360
 DEAD_AFTER = timedelta(hours=1)
 NO_JITTER = RetryPolicy(jitter=0)
-
-
-@pytest.fixture
-def webhook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpReceiver]:
-    with SmtpReceiver() as receiver:
-        yield receiver
 
 
 @pytest.fixture
@@ -396,22 +384,6 @@ def test_url_secrets_covers_passwords_paths_and_token_hosts() -> None:
 
     found = url_secrets("mailto://user:hunter2@smtp.example.com?to=a@example.com")
     assert "hunter2" in found and "smtp.example.com" not in found
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("120", timedelta(seconds=120)),
-        (" 5 ", timedelta(seconds=5)),
-        ("Sat, 01 Mar 2025 08:10:00 GMT", timedelta(minutes=10)),
-        ("Sat, 01 Mar 2025 07:00:00 GMT", timedelta(0)),
-        ("999999999", MAX_RETRY_AFTER),
-        ("soon", None),
-        (None, None),
-    ],
-)
-def test_parse_retry_after(value: str | None, expected: timedelta | None) -> None:
-    assert parse_retry_after(value, datetime(2025, 3, 1, 8, 0, tzinfo=UTC)) == expected
 
 
 def test_retry_policy_doubles_up_to_an_hour_with_bounded_jitter() -> None:

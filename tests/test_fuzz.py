@@ -1,7 +1,7 @@
 """Fuzzing the two doors untrusted input comes through: TMAPI responses and the watchlist.
 
 Whatever TMAPI (or a broken proxy in front of it) sends back, raw bytes
-through :func:`monitor.tmapi.client.interpret` and then
+through :func:`monitor.tmapi.answers.interpret` and then
 :func:`monitor.tmapi.parse.parse_item` end as data and an ``Offer``, or as a
 ``TmapiError`` / ``ParseError``: never another exception. The same holds for
 whole HTTP exchanges through :class:`TmapiClient` (odd statuses, headers and
@@ -31,8 +31,10 @@ from hypothesis import strategies as st
 
 from monitor.domain import Offer
 from monitor.errors import ConfigError, ParseError, TmapiBadResponse, TmapiError
-from monitor.tmapi.client import TmapiClient, TmapiSettings, interpret
+from monitor.tmapi.answers import interpret
+from monitor.tmapi.client import TmapiClient
 from monitor.tmapi.parse import parse_item
+from monitor.tmapi.settings import TmapiSettings
 from monitor.watchlist.load import load_watchlist
 from monitor.watchlist.model import Watchlist
 from tests.payloads import json_paths

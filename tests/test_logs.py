@@ -19,8 +19,10 @@ import pytest
 
 from monitor.errors import ConfigError, TmapiAuthError, TmapiError
 from monitor.logs import RedactingFilter, redact, register_secret, setup_logging
-from monitor.simulator.server import Mode, SimulatedTmapi
-from monitor.tmapi.client import TmapiClient, TmapiSettings
+from monitor.simulator.item_detail import Mode
+from monitor.simulator.server import SimulatedTmapi
+from monitor.tmapi.client import TmapiClient
+from monitor.tmapi.settings import TmapiSettings
 
 ITEM = 652702302959
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,12 +15,6 @@ from monitor.db.store import Store
 from tests.factories import at
 from tests.outbox_helpers import group, record_poll, target
 from tests.receivers import Answer, WebhookReceiver
-
-
-@pytest.fixture
-def webhook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as receiver:
-        yield receiver
 
 
 def watchlist(tmp_path: Path, targets: dict[str, str]) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from monitor.domain import PollSource
 from monitor.errors import MixedSourcesError
 from monitor.notify.sender import AppriseSender
 from monitor.simulator.server import SimulatedTmapi
-from monitor.tmapi.client import TmapiSettings
+from monitor.tmapi.settings import TmapiSettings
 from monitor.watchlist.load import load_watchlist
 from tests.factories import apply_poll, at, offer
 from tests.receivers import WebhookReceiver
@@ -37,23 +37,14 @@ OTHER = 610947572360
 TOKEN = "pipeline-canary-5521"
 
 
-@pytest.fixture
-def sim() -> Iterator[SimulatedTmapi]:
-    with SimulatedTmapi(items=[ITEM, OTHER], token=TOKEN) as server:
-        yield server
+pytestmark = pytest.mark.sim(items=[ITEM, OTHER], token=TOKEN)
 
 
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as receiver:
-        yield receiver
-
-
-def write_watchlist(path: Path, hook: WebhookReceiver) -> Path:
+def write_watchlist(path: Path, webhook: WebhookReceiver) -> Path:
     path.write_text(
         f"""
 [targets]
-hook = "{hook.json_url("/hook")}"
+hook = "{webhook.json_url("/hook")}"
 
 [defaults]
 interval = "10m"
@@ -99,9 +90,9 @@ def count(url: str, table: str) -> int:
 
 
 async def test_a_change_that_check_saw_first_is_alerted_exactly_once(
-    migrated_url: str, sim: SimulatedTmapi, hook: WebhookReceiver, tmp_path: Path
+    migrated_url: str, sim: SimulatedTmapi, webhook: WebhookReceiver, tmp_path: Path
 ) -> None:
-    path = write_watchlist(tmp_path / "watchlist.toml", hook)
+    path = write_watchlist(tmp_path / "watchlist.toml", webhook)
     store = Store.open(migrated_url)
     try:
         async with daemon_on(store, sim, path) as daemon:
@@ -129,19 +120,19 @@ async def test_a_change_that_check_saw_first_is_alerted_exactly_once(
             assert await daemon.deliver_all() == 0
     finally:
         store.close()
-    (posted,) = hook.received("/hook")
+    (posted,) = webhook.received("/hook")
     assert "sold out" in posted.json()["message"].lower()
 
 
 async def test_check_without_the_file_uses_the_settings_the_daemon_stored(
     migrated_url: str,
     sim: SimulatedTmapi,
-    hook: WebhookReceiver,
+    webhook: WebhookReceiver,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     (tmp_path / "conf").mkdir()
-    path = write_watchlist(tmp_path / "conf" / "watchlist.toml", hook)
+    path = write_watchlist(tmp_path / "conf" / "watchlist.toml", webhook)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # no ./watchlist.toml here
@@ -159,7 +150,7 @@ async def test_check_without_the_file_uses_the_settings_the_daemon_stored(
             assert await daemon.deliver_all() == 1
     finally:
         store.close()
-    assert len(hook.received("/hook")) == 1
+    assert len(webhook.received("/hook")) == 1
 
 
 def test_check_of_an_item_on_no_watchlist_stores_it_and_says_no_rules_apply(
@@ -176,9 +167,9 @@ def test_check_of_an_item_on_no_watchlist_stores_it_and_says_no_rules_apply(
 @pytest.mark.parametrize("command", [["run", "--once"], ["check", str(ITEM)]])
 @pytest.mark.parametrize("token", [None, "", "  "])
 def test_without_a_token_nothing_polls_and_nothing_is_written(
-    command: list[str], token: str | None, hook: WebhookReceiver, tmp_path: Path
+    command: list[str], token: str | None, webhook: WebhookReceiver, tmp_path: Path
 ) -> None:
-    path = write_watchlist(tmp_path / "watchlist.toml", hook)
+    path = write_watchlist(tmp_path / "watchlist.toml", webhook)
     url = f"sqlite+pysqlite:///{tmp_path / 'real.db'}"
     result = monitor(url, *command, token=token, MONITOR_WATCHLIST=str(path))
     assert result.exit_code != 0
@@ -186,7 +177,7 @@ def test_without_a_token_nothing_polls_and_nothing_is_written(
     assert len(message.splitlines()) == 1, message
     assert "TMAPI_TOKEN" in message and "TMAPI_TOKEN_FILE" in message and "--simulate" in message
     assert not (tmp_path / "real.db").exists()  # not even an empty database
-    assert hook.received() == []
+    assert webhook.received() == []
 
 
 def test_a_database_of_real_polls_refuses_simulated_ones_and_back(store: Store) -> None:
@@ -223,9 +214,9 @@ def test_simulate_into_a_real_history_is_refused_with_the_database_named(
 
 
 def test_run_once_simulate_needs_no_token_and_marks_the_database(
-    hook: WebhookReceiver, tmp_path: Path
+    webhook: WebhookReceiver, tmp_path: Path
 ) -> None:
-    path = write_watchlist(tmp_path / "watchlist.toml", hook)
+    path = write_watchlist(tmp_path / "watchlist.toml", webhook)
     url = f"sqlite+pysqlite:///{tmp_path / 'sim.db'}"
     result = monitor(url, "run", "--once", "--simulate", "--watchlist", str(path), token=None)
     assert result.exit_code == 0, result.output

@@ -14,17 +14,15 @@ from monitor.db.engine import make_engine, write_transaction
 from monitor.db.outbox import (
     OutboxState,
     claim,
-    count_by_state,
     decode_groups,
     encode_groups,
     enqueue,
-    list_notifications,
     mark_dead,
     mark_retry,
     mark_sent,
-    purge,
     release,
 )
+from monitor.db.outbox_list import count_by_state, list_notifications, purge
 from monitor.db.rule_states import load_rule_state, save_rule_state
 from monitor.db.store import Store
 from monitor.errors import StorageError

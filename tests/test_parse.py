@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from monitor.domain import Offer, Sku, Tier, offer_url
 from monitor.errors import ParseError
-from monitor.simulator.catalog import default_item_ids, generate_item, render
+from monitor.simulator.catalog import default_item_ids, generate_item
+from monitor.simulator.render import render
 from monitor.tmapi.names import PropNames, name_from_props_names
 from monitor.tmapi.parse import DEFAULT_SKU_NAME, parse_item
 from monitor.tmapi.values import (

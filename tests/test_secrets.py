@@ -49,8 +49,10 @@ from monitor.db.engine import check_connection, make_engine, upgrade
 from monitor.db.store import Store
 from monitor.errors import ConfigError, MonitorError, StorageError, TmapiError
 from monitor.logs import redact
-from monitor.simulator.server import Mode, SimulatedTmapi
-from monitor.tmapi.client import TmapiClient, TmapiSettings
+from monitor.simulator.item_detail import Mode
+from monitor.simulator.server import SimulatedTmapi
+from monitor.tmapi.client import TmapiClient
+from monitor.tmapi.settings import TmapiSettings
 from monitor.watchlist.fields import variable_value
 from monitor.watchlist.load import parse_watchlist
 from monitor.watchlist.model import WatchlistError
@@ -453,13 +455,6 @@ def launcher(folder: Path, started: list[Run]) -> Callable[..., Run]:
 
 
 @pytest.fixture
-def sim(canaries: Canaries) -> Iterator[SimulatedTmapi]:
-    items = [*CHECK_FAULTS, *MODE_ITEMS, *RUN_ITEMS, *DAEMON_ITEMS]
-    with SimulatedTmapi(items=items, token=canaries.tmapi) as server:
-        yield server
-
-
-@pytest.fixture
 def daemon_schema_url(pg_admin: sa.Engine, pg_schema_url: str) -> Iterator[str]:
     """A second PostgreSQL schema, for the daemon: one database follows one watchlist
     (a process with another watchlist would unwatch its items)."""
@@ -478,11 +473,12 @@ def daemon_schema_url(pg_admin: sa.Engine, pg_schema_url: str) -> Iterator[str]:
 def test_no_canary_reaches_any_output_or_row(
     pg_schema_url: str,
     daemon_schema_url: str,
-    sim: SimulatedTmapi,
+    start_sim: Callable[..., SimulatedTmapi],
     canaries: Canaries,
     tmp_path: Path,
 ) -> None:
     c = canaries
+    sim = start_sim(items=[*CHECK_FAULTS, *MODE_ITEMS, *RUN_ITEMS, *DAEMON_ITEMS], token=c.tmapi)
     upgrade(pg_schema_url)
     upgrade(daemon_schema_url)
     engine = make_engine(pg_schema_url)

@@ -20,16 +20,15 @@ import httpx
 import pytest
 
 from monitor.simulator.catalog import EXAMPLE_ITEM_ID, default_item_ids, example_data
-from monitor.simulator.server import Mode, SimulatedTmapi, encode
+from monitor.simulator.item_detail import Mode
+from monitor.simulator.render import encode
+from monitor.simulator.server import SimulatedTmapi
 from monitor.tmapi.parse import parse_item
 
 EXAMPLE_FILE_DATA: dict[str, Any] = example_data()
 
 
-@pytest.fixture
-def sim() -> Iterator[SimulatedTmapi]:
-    with SimulatedTmapi(seed=11, items=6) as simulator:
-        yield simulator
+pytestmark = pytest.mark.sim(seed=11, items=6)
 
 
 @pytest.fixture

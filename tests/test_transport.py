@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from monitor.errors import TmapiBadResponse, TmapiTransportError
-from monitor.tmapi import client as client_module
-from monitor.tmapi.client import TmapiClient, TmapiSettings
+from monitor.tmapi import answers as answers_module
+from monitor.tmapi.client import TmapiClient
+from monitor.tmapi.settings import TmapiSettings
 
 TOKEN = "transport-secret-4242"
 ITEM = 652702302959
@@ -121,7 +122,7 @@ async def test_a_garbled_reply_is_a_transport_error_without_the_url() -> None:
 
 def reference(body: bytes) -> Any:
     """What ``json`` makes of ``body``, the way the client asks it to."""
-    return json.loads(body, parse_float=Decimal, parse_constant=client_module._reject_constant)
+    return json.loads(body, parse_float=Decimal, parse_constant=answers_module._reject_constant)
 
 
 @pytest.mark.parametrize(
@@ -142,9 +143,9 @@ def test_decoding_matches_json_with_decimals(body: bytes) -> None:
         expected = reference(body)
     except ValueError as exc:
         with pytest.raises(type(exc)):
-            client_module._decode(body)
+            answers_module._decode(body)
     else:
-        decoded = client_module._decode(body)
+        decoded = answers_module._decode(body)
         assert decoded == expected
         assert repr(decoded) == repr(expected)  # same types, same Decimal digits
 
@@ -157,4 +158,4 @@ def test_what_json_rejects_is_rejected(body: bytes) -> None:
     with pytest.raises(ValueError):
         reference(body)
     with pytest.raises(ValueError):
-        client_module._decode(body)
+        answers_module._decode(body)

@@ -1,10 +1,11 @@
 """Alert rules: which facts of a poll are worth telling, given what was told before.
 
 Pure functions: no I/O, no clock (``now`` is passed in, timezone-aware), no
-globals. One successful poll goes through :func:`evaluate`, one failed poll
-through :func:`evaluate_failure`; both take the item's :class:`RuleState`
-and return the alerts plus the next state, which the caller stores with the
-poll. :func:`group` / :func:`failure_group` wrap the alerts into the one
+globals but the :data:`SHORTCUTS` switch. One successful poll goes through
+:func:`evaluate`, one failed poll through :func:`evaluate_failure`; both take
+the item's :class:`RuleState` and return the alerts plus the next state, which
+the caller stores with the poll. :func:`group` / :func:`failure_group`
+(from :mod:`monitor.alerts.groups`) wrap the alerts into the one
 :class:`~monitor.alerts.model.AlertGroup` message of that poll.
 
 What alerts (``docs/alerts.md`` has the full reference):
@@ -45,21 +46,27 @@ from datetime import datetime
 from decimal import Decimal
 
 from monitor.alerts import thresholds
-from monitor.alerts.model import RECOVERED, Alert, AlertGroup
+from monitor.alerts.model import RECOVERED, Alert
 from monitor.alerts.state import RuleState, SentAlert, SkuMemory, alert_key
 from monitor.diff import percent_change
-from monitor.domain import Change, ChangeKind, Offer, Sku, offer_url
+from monitor.domain import Change, ChangeKind, Offer, Sku
 from monitor.watchlist.model import Rules
 
 __all__ = [
+    "SHORTCUTS",
     "RuleState",
     "evaluate",
     "evaluate_failure",
-    "failure_group",
-    "group",
 ]
 
-#: The ``note`` of the ``poll_failing`` alert sent when polling works again.
+#: Whether :func:`evaluate` takes its shortcuts: return the state as it is for
+#: the usual unchanged poll (:func:`~monitor.alerts.thresholds.settled`), skip
+#: the SKUs :class:`~monitor.alerts.thresholds.Quiet` finds nothing to tell
+#: about, and keep a memory or state object that would come out equal. Set to
+#: False, every poll is worked out in full (every SKU through every rule, new
+#: memories and a new state each time); the alerts and the states' contents
+#: are the same either way, which is what the tests compare. Read at each call.
+SHORTCUTS = True
 
 _PAIRS = (
     (ChangeKind.PRICE_DROP, ChangeKind.PRICE_RISE),
@@ -104,11 +111,17 @@ def evaluate(  # noqa: PLR0917 (the poller's call mirrors the pipeline order)
     saw a successful poll) makes this poll the baseline: the state is taken
     from the offer and nothing alerts, except "recovered" when an earlier
     ``poll_failing`` alert needs its all-clear. ``item_name`` is accepted
-    for symmetry with :func:`group`; rules never depend on it.
+    for symmetry with :func:`~monitor.alerts.groups.group`; rules never depend on it.
     """
     del item_name  # names label messages; they never change what alerts
     _check_aware(now)
-    if state is not None and not changes and thresholds.settled(rules, offer, state, now):
+    shortcuts = SHORTCUTS
+    if (
+        shortcuts
+        and state is not None
+        and not changes
+        and thresholds.settled(rules, offer, state, now)
+    ):
         # The usual unchanged poll: nothing to tell, nothing to remember differently.
         return [], state
     run = _Run(rules, state or RuleState(), now)
@@ -129,7 +142,7 @@ def evaluate(  # noqa: PLR0917 (the poller's call mirrors the pipeline order)
     for sku in offer.skus:
         memory = memories.get(sku.sku_id)
         sku_change = sku_changes.get(sku.sku_id)
-        if sku_change is None and memory is not None and quiet(sku, memory):
+        if shortcuts and sku_change is None and memory is not None and quiet(sku, memory):
             skus[sku.sku_id] = memory
         else:
             skus[sku.sku_id] = run.sku(sku, memory, sku_change or ())
@@ -175,54 +188,6 @@ def evaluate_failure(
         failing = run.send(Alert(ChangeKind.POLL_FAILING, note=note))
     base = state or RuleState()
     return run.alerts, run.state(base.skus, failing=failing, seen=base.seen, previous=state)
-
-
-def group(
-    item_name: str | None, offer: Offer, alerts: Sequence[Alert], now: datetime
-) -> AlertGroup | None:
-    """The message of one poll: ``alerts`` about ``offer``, or None when there are none."""
-    if not alerts:
-        return None
-    return AlertGroup(
-        item_id=offer.item_id,
-        name=item_name,
-        title=offer.title,
-        url=offer.url,
-        shop=offer.shop_name,
-        image=offer.image,
-        currency=offer.currency,
-        detected_at=now,
-        alerts=tuple(alerts),
-    )
-
-
-def failure_group(
-    item_id: int,
-    item_name: str | None,
-    last_offer: Offer | None,
-    alerts: Sequence[Alert],
-    now: datetime,
-) -> AlertGroup | None:
-    """The message of a failed poll, described by the last known offer if there is one.
-
-    Without one (the item never polled successfully), the title is the
-    item's name or ``"1688 offer <id>"`` and the link is the public offer page.
-    """
-    if not alerts:
-        return None
-    if last_offer is not None:
-        return group(item_name, last_offer, alerts, now)
-    return AlertGroup(
-        item_id=item_id,
-        name=item_name,
-        title=item_name or f"1688 offer {item_id}",
-        url=offer_url(item_id),
-        shop=None,
-        image=None,
-        currency="CNY",
-        detected_at=now,
-        alerts=tuple(alerts),
-    )
 
 
 def _check_aware(now: datetime) -> None:
@@ -436,12 +401,14 @@ def _with(
     at_target: bool | None = None,
     low: bool | None = None,
 ) -> SkuMemory:
-    """``memory`` with the given fields; ``memory`` itself when they are already so."""
+    """``memory`` with the given fields; ``memory`` itself when they are already so
+    (unless :data:`SHORTCUTS` is off)."""
     new_baseline = memory.baseline if baseline is None else baseline
     new_at_target = memory.at_target if at_target is None else at_target
     new_low = memory.low if low is None else low
     if (
-        new_at_target is memory.at_target
+        SHORTCUTS
+        and new_at_target is memory.at_target
         and new_low is memory.low
         and (baseline is None or thresholds.same_baseline(baseline, memory.baseline))
     ):

@@ -7,7 +7,6 @@ exit code, never as a traceback.
 
 from __future__ import annotations
 
-import os
 from typing import IO, Any
 
 import click
@@ -28,6 +27,7 @@ from monitor.cli.validate import validate
 from monitor.errors import MonitorError
 from monitor.logs import setup_logging
 from monitor.notify.console import register_console_target
+from monitor.settings import environment, log_level
 
 LOG_LEVELS = ["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 
@@ -59,7 +59,7 @@ class MonitorGroup(click.Group):
 @click.option(
     "--log-level",
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
-    default=lambda: os.environ.get("MONITOR_LOG_LEVEL", "WARNING").upper(),
+    default=lambda: log_level(environment()),
     show_default="WARNING, or $MONITOR_LOG_LEVEL",
     help="How much to log on stderr.",
 )

@@ -24,7 +24,8 @@ from monitor.daemon.poller import check_items, utc_now
 from monitor.db.store import PollOutcome, PollResult, Store
 from monitor.domain import LANGUAGES, Change, Offer
 from monitor.messages.formatting import describe_change, format_money
-from monitor.tmapi.client import TmapiClient, TmapiSettings
+from monitor.tmapi.client import TmapiClient
+from monitor.tmapi.settings import TmapiSettings
 
 
 @click.command()

@@ -16,7 +16,7 @@ from monitor.db.store import Store
 from monitor.domain import PollSource
 from monitor.errors import ConfigError
 from monitor.simulator.server import SimulatedTmapi
-from monitor.tmapi.client import TmapiSettings
+from monitor.tmapi.settings import TmapiSettings
 from monitor.watchlist.load import load_watchlist
 from monitor.watchlist.model import Watchlist
 from monitor.watchlist.snapshot import from_document

@@ -34,7 +34,7 @@ from monitor.domain import PollSource
 from monitor.notify.console import register_console_target
 from monitor.notify.sender import AppriseSender
 from monitor.simulator.server import SimulatedTmapi
-from monitor.tmapi.client import TmapiSettings
+from monitor.tmapi.settings import TmapiSettings
 from monitor.watchlist.load import load_watchlist
 
 log = logging.getLogger(__name__)

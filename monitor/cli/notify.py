@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from monitor.cli.validate import WATCHLIST_OPTION_HELP, default_watchlist
-from monitor.db.outbox import OutboxRow, OutboxState, count_by_state, list_notifications
+from monitor.db.outbox import OutboxState
+from monitor.db.outbox_list import OutboxRow, count_by_state, list_notifications
 from monitor.db.store import Store
 from monitor.errors import ConfigError
 from monitor.logs import redact, register_secret

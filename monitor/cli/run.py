@@ -26,7 +26,7 @@ from monitor.daemon.runner import RoundObserver, RunnerOptions, serve
 from monitor.daemon.service import DaemonOptions
 from monitor.db.store import PollOutcome, PollResult, Store
 from monitor.errors import ConfigError
-from monitor.tmapi.client import TmapiSettings
+from monitor.tmapi.settings import TmapiSettings
 from monitor.watchlist.load import load_watchlist
 from monitor.watchlist.model import Watchlist, watched_items
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import click
 
 from monitor.errors import ConfigError
+from monitor.settings import default_watchlist_path, environment
 from monitor.watchlist.load import load_watchlist
 from monitor.watchlist.summary import summarize
 
@@ -16,7 +16,7 @@ WATCHLIST_OPTION_HELP = "The watchlist file (default ./watchlist.toml, or $MONIT
 
 
 def default_watchlist() -> Path:
-    return Path(os.environ.get("MONITOR_WATCHLIST", "watchlist.toml"))
+    return default_watchlist_path(environment())
 
 
 @click.command()

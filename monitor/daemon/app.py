@@ -29,7 +29,8 @@ from monitor.daemon.throttle import AdaptiveThrottle
 from monitor.db.store import Store
 from monitor.errors import MonitorError
 from monitor.notify.sender import AppriseSender
-from monitor.tmapi.client import TmapiClient, TmapiSettings
+from monitor.tmapi.client import TmapiClient
+from monitor.tmapi.settings import TmapiSettings
 from monitor.watchlist.model import Watchlist
 
 __all__ = ["Plumbing", "open_daemon"]

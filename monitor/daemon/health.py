@@ -40,7 +40,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.engine import Engine
 
 from monitor.daemon.metrics import Metrics
-from monitor.db.outbox import OutboxState, count_by_state
+from monitor.db.outbox import OutboxState
+from monitor.db.outbox_list import count_by_state
 from monitor.errors import ConfigError, MonitorError
 
 __all__ = ["Health", "HealthReport", "MetricsServer", "probe_database"]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.errors import ConfigError
+from monitor.settings import environment
 from monitor.watchlist.load import load_watchlist
 from monitor.watchlist.model import Watchlist
 
@@ -42,11 +42,11 @@ class WatchlistReloader:
     """
 
     def __init__(
-        self, path: Path, watchlist: Watchlist, env: Mapping[str, str] = os.environ
+        self, path: Path, watchlist: Watchlist, env: Mapping[str, str] | None = None
     ) -> None:
         self.path = path
         self.current = watchlist
-        self._env = env
+        self._env = environment() if env is None else env
         self._signature = FileSignature.of(path)
         self._failed_signature: FileSignature | None = None
 

@@ -23,8 +23,9 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from monitor.alerts.groups import failure_group, group
 from monitor.alerts.model import AlertGroup
-from monitor.alerts.rules import evaluate, evaluate_failure, failure_group, group
+from monitor.alerts.rules import evaluate, evaluate_failure
 from monitor.alerts.state import RuleState
 from monitor.db import scd
 from monitor.db.outbox import enqueue

@@ -51,19 +51,15 @@ from monitor.watchlist.model import Target
 __all__ = [
     "DEFAULT_LEASE",
     "Claimed",
-    "OutboxRow",
     "OutboxState",
     "claim",
-    "count_by_state",
     "decode_groups",
     "encode_groups",
     "enqueue",
-    "list_notifications",
     "mark_dead",
     "mark_retry",
     "mark_sent",
     "notification_key",
-    "purge",
     "release",
 ]
 
@@ -110,24 +106,6 @@ class Claimed:
     def groups(self) -> tuple[AlertGroup, ...]:
         """The alert groups to render; ValueError if the payload is unreadable."""
         return decode_groups(self.payload)
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    """A row as shown by ``monitor notify list``."""
-
-    id: int
-    key: str
-    target: str
-    item_id: int | None
-    kinds: tuple[str, ...]
-    state: OutboxState
-    attempts: int
-    created_at: datetime
-    next_attempt_at: datetime
-    sent_at: datetime | None
-    last_error: str | None
-    digest_id: int | None
 
 
 def notification_key(poll_id: int, target: str) -> str:
@@ -409,61 +387,3 @@ def mark_dead(engine: Engine, row: Claimed, error: str, *, attempted: bool = Tru
 def release(engine: Engine, row: Claimed, next_attempt_at: datetime) -> bool:
     """Hand ``row`` back unsent and uncounted (no attempt was made), due at ``next_attempt_at``."""
     return _mark(engine, row, "released", next_attempt_at=next_attempt_at)
-
-
-# -- reading and housekeeping ----------------------------------------------------
-
-
-def list_notifications(
-    engine: Engine, state: OutboxState | None = None, limit: int = 100
-) -> list[OutboxRow]:
-    """The newest ``limit`` rows, optionally only those in ``state``."""
-    statement = sa.select(NOTIFICATIONS).order_by(N.id.desc()).limit(limit)
-    if state is not None:
-        statement = statement.where(N.state == state)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(statement).all()
-    except SQLAlchemyError as exc:
-        raise storage_error(exc, "listing notifications") from None
-    return [
-        OutboxRow(
-            id=row.id,
-            key=row.key,
-            target=row.target,
-            item_id=row.item_id,
-            kinds=tuple(k for k in row.kinds.split(",") if k),
-            state=OutboxState(row.state),
-            attempts=row.attempts,
-            created_at=row.created_at,
-            next_attempt_at=row.next_attempt_at,
-            sent_at=row.sent_at,
-            last_error=row.last_error,
-            digest_id=row.digest_id,
-        )
-        for row in rows
-    ]
-
-
-def count_by_state(engine: Engine) -> dict[OutboxState, int]:
-    """How many rows are in each state (states without rows are absent)."""
-    statement = sa.select(N.state, sa.func.count()).group_by(N.state)
-    try:
-        with engine.connect() as conn:
-            return {OutboxState(state): int(n) for state, n in conn.execute(statement)}
-    except SQLAlchemyError as exc:
-        raise storage_error(exc, "counting notifications") from None
-
-
-def purge(
-    engine: Engine,
-    before: datetime,
-    states: Sequence[OutboxState] = (OutboxState.SENT, OutboxState.MERGED),
-) -> int:
-    """Delete rows in ``states`` created before ``before``; returns how many."""
-    statement = sa.delete(NOTIFICATIONS).where(N.state.in_(states), N.created_at < before)
-    try:
-        with write_transaction(engine) as conn:
-            return conn.execute(statement).rowcount
-    except SQLAlchemyError as exc:
-        raise storage_error(exc, "purging notifications") from None

@@ -11,7 +11,8 @@ A state read (or written) is kept, per item, with the exact JSON text it
 came from, so reading the same text again reuses it instead of decoding it
 anew. That is safe because a :class:`RuleState` cannot change and the same
 text always means the same state; a text that differs in any character is
-decoded as usual.
+decoded as usual. :data:`kept` is that store (a :class:`Kept`); replacing it
+with ``Kept(0)`` keeps nothing, so every read decodes.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from monitor.db.models import RuleStateRow
 from monitor.errors import StorageError
 
 __all__ = [
+    "Kept",
     "StoredState",
+    "kept",
     "load_rule_state",
     "load_rule_states",
     "save_rule_state",
@@ -98,8 +101,11 @@ class StoredState:
         return state.to_json() == self.data
 
 
-class _Kept:
-    """The last state read or written per item, with its exact JSON text (bounded)."""
+class Kept:
+    """The last state read or written per item, with its exact JSON text.
+
+    At most ``size`` items are kept; ``Kept(0)`` keeps none.
+    """
 
     def __init__(self, size: int) -> None:
         self._size = size
@@ -113,6 +119,8 @@ class _Kept:
         return None
 
     def put(self, item_id: int, text: str, stored: StoredState) -> None:
+        if self._size <= 0:
+            return
         with self._lock:
             states = self._states
             if item_id not in states and len(states) >= self._size:
@@ -128,14 +136,15 @@ class _Kept:
             self._states.clear()
 
 
-_kept = _Kept(_KEPT)
+#: The states kept by :func:`load_rule_states` and friends (see the module docstring).
+kept = Kept(_KEPT)
 
 
 def _read(item_id: int, text: str) -> StoredState:
-    stored = _kept.get(item_id, text)
+    stored = kept.get(item_id, text)
     if stored is None:
         stored = _decode(item_id, text)
-        _kept.put(item_id, text, stored)
+        kept.put(item_id, text, stored)
     return stored
 
 
@@ -205,4 +214,4 @@ def save_rule_states(conn: Connection, states: Sequence[tuple[int, RuleState, da
     )
     for item_id, text, stored in written:
         # Should the transaction roll back, the stored text differs and is decoded.
-        _kept.put(item_id, text, stored)
+        kept.put(item_id, text, stored)

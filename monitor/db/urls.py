@@ -14,7 +14,6 @@ Error messages built here never contain the database password; use
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote
@@ -24,6 +23,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError
 
 from monitor.errors import ConfigError, StorageError
+from monitor.settings import env_secret, environment
 
 __all__ = [
     "database_url",
@@ -37,7 +37,7 @@ _APP_DIR = "1688-monitor"
 _DB_FILE = "monitor.db"
 
 
-def default_sqlite_path(env: Mapping[str, str] = os.environ) -> Path:
+def default_sqlite_path(env: Mapping[str, str]) -> Path:
     """The per-user SQLite file used when no database URL is configured."""
     if home := env.get("MONITOR_HOME"):
         return Path(home).expanduser() / _DB_FILE
@@ -46,26 +46,13 @@ def default_sqlite_path(env: Mapping[str, str] = os.environ) -> Path:
     return Path.home() / ".local" / "share" / _APP_DIR / _DB_FILE
 
 
-def database_url(env: Mapping[str, str] = os.environ) -> str:
-    """The configured database URL (see the module docstring for the rules)."""
-    direct = env.get("MONITOR_DATABASE_URL", "").strip()
-    file_name = env.get("MONITOR_DATABASE_URL_FILE", "").strip()
-    if direct and file_name:
-        raise ConfigError(
-            "MONITOR_DATABASE_URL and MONITOR_DATABASE_URL_FILE are both set: keep one"
-        )
-    if direct:
-        return direct
-    if file_name:
-        try:
-            text = Path(file_name).expanduser().read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                f"MONITOR_DATABASE_URL_FILE: cannot read {file_name}: {type(exc).__name__}"
-            ) from None
-        if not text:
-            raise ConfigError(f"MONITOR_DATABASE_URL_FILE: {file_name} is empty")
-        return text
+def database_url(env: Mapping[str, str] | None = None) -> str:
+    """The configured database URL (see the module docstring for the rules);
+    ``env`` defaults to :func:`monitor.settings.environment`."""
+    env = environment() if env is None else env
+    configured = (env_secret(env, "MONITOR_DATABASE_URL") or "").strip()
+    if configured:
+        return configured
     return f"sqlite+pysqlite:///{default_sqlite_path(env)}"
 
 

@@ -17,7 +17,8 @@ concurrent sends in other threads never mix.
 This covers the plugins built on ``requests`` (``json://``, ``xml://``,
 ``form://``, Slack, Discord, Telegram, ntfy, …). Plugins on other
 transports (e-mail over SMTP, XMPP, MQTT, …) have no ``Retry-After``;
-their failures get the normal backoff.
+their failures get the normal backoff. The header is read by
+:func:`monitor.durations.parse_retry_after` (capped at a day).
 """
 
 from __future__ import annotations
@@ -28,17 +29,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
 
-__all__ = ["MAX_RETRY_AFTER", "HttpAnswer", "parse_retry_after", "recording", "retry_after_of"]
+from monitor.durations import parse_retry_after
 
-#: A ``Retry-After`` longer than this is taken as this (a misconfigured server
-#: must not park a message for weeks).
-MAX_RETRY_AFTER = timedelta(hours=24)
+__all__ = ["HttpAnswer", "recording", "retry_after_of"]
+
 #: Statuses whose ``Retry-After`` means "try again later" (RFC 9110 §10.2.3).
 _THROTTLING = frozenset({429, 503})
 
@@ -89,30 +88,12 @@ def recording() -> Iterator[list[HttpAnswer]]:
         _answers.reset(token)
 
 
-def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
-    """A ``Retry-After`` value (seconds, or an HTTP date) as a delay from ``now``.
-
-    ``None`` when absent or unreadable; capped at :data:`MAX_RETRY_AFTER`;
-    a date in the past is a zero delay.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        delay = timedelta(seconds=int(text[:9]))
-    else:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        delay = max(when - now, timedelta(0))
-    return min(delay, MAX_RETRY_AFTER)
-
-
 def retry_after_of(answers: list[HttpAnswer], now: datetime) -> timedelta | None:
-    """The longest ``Retry-After`` of the throttling answers (429, 503), if any."""
+    """The longest ``Retry-After`` of the throttling answers (429, 503), if any.
+
+    Each is read by :func:`~monitor.durations.parse_retry_after`, so none
+    is longer than :data:`~monitor.durations.MAX_RETRY_AFTER`.
+    """
     delays = [
         delay
         for answer in answers

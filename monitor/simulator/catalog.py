@@ -1,57 +1,37 @@
-"""The simulated TMAPI's catalogue: deterministic items and how they render.
+"""The simulated TMAPI's catalogue: which items exist and how each is generated.
 
-Each item is a :class:`SimItem`: a template holding the static fields of an
-``item_detail`` ``data`` object (title, shop, images, ...) plus the state
-that moves (SKU prices and stock, quantity-break tiers, delisted or not).
-:func:`render` builds the ``data`` object from both, shaped exactly like
-the documented example; item 652702302959 *is* the documented example (with
-its ``item_id`` corrected) until something changes it.
+:func:`generate_item` makes the :class:`~monitor.simulator.model.SimItem`
+of an item ID; item 652702302959 *is* the documented example (with its
+``item_id`` corrected, see :func:`example_data`) until something changes
+it. :func:`default_item_ids` picks the IDs of a catalogue of a given size.
 
 Everything is derived from ``random.Random`` seeded with the simulator's
 seed and the item ID, so an item looks the same whichever other items exist.
-With ``variants`` an item also gets :class:`Quirks` (see
-:mod:`monitor.simulator.quirks`), the untidiness of real responses.
-:func:`encode` makes the bytes of an answer, :func:`strip_prices` the
-``data`` of one without prices. How items change (seeded drift, the
-market) is :mod:`monitor.simulator.market`.
+With ``variants`` an item also gets :class:`~monitor.simulator.quirks.Quirks`
+(see :mod:`monitor.simulator.quirks`), the untidiness of real responses.
+How an item becomes JSON is :mod:`monitor.simulator.render`; how items
+change (seeded drift, the market) is :mod:`monitor.simulator.market`.
 
 No I/O besides reading the packaged example once; no clock.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import random
-from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from monitor.domain import offer_url
-from monitor.simulator.quirks import Quirks, apply_quirks, pick_quirks
+from monitor.simulator.model import CENT, SimItem, SimSku
+from monitor.simulator.quirks import pick_quirks
 
-__all__ = [
-    "EXAMPLE_ITEM_ID",
-    "Event",
-    "ItemTruth",
-    "SimItem",
-    "SimSku",
-    "SkuTruth",
-    "default_item_ids",
-    "encode",
-    "example_data",
-    "generate_item",
-    "money",
-    "render",
-    "strip_prices",
-    "to_price",
-]
+__all__ = ["EXAMPLE_ITEM_ID", "default_item_ids", "example_data", "generate_item"]
 
 EXAMPLE_ITEM_ID = 652702302959
-CENT = Decimal("0.01")
 
 #: (product, unit, price range in cents, second SKU property, its values)
 _PRODUCTS: list[tuple[str, str, tuple[int, int], str, tuple[str, ...]]] = [
@@ -93,98 +73,6 @@ _SHOP_NAMES = ["佳美", "盛达", "春霞", "鑫源", "优品", "恒丰"]
 _SHOP_KINDS = ["服装厂", "日用品厂", "贸易商行", "电子商务有限公司", "工艺品厂"]
 _SERVICE_TAGS = ["7天无理由退货", "晚发必赔", "48小时发货", "包邮"]
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-
-
-def money(value: Decimal) -> str:
-    """A price as TMAPI writes it: a string with two decimals."""
-    return f"{value:.2f}"
-
-
-def to_price(value: Decimal | str | int) -> Decimal:
-    """A positive amount with at most two decimals, or ``ValueError``."""
-    price = Decimal(str(value)) if not isinstance(value, Decimal) else value
-    if not price.is_finite() or price <= 0 or price != price.quantize(CENT):
-        raise ValueError(f"price {value!r} is not a positive amount with at most 2 decimals")
-    return price.quantize(CENT)
-
-
-@dataclass
-class SimSku:
-    """One SKU's moving state; ``extra`` holds its static fields."""
-
-    sku_id: str
-    spec_id: str
-    props_ids: str
-    props_names: str
-    price: Decimal
-    stock: int
-    initial_stock: int
-    extra: dict[str, Any]
-
-
-@dataclass
-class SimItem:
-    """One item: static template plus moving state. ``version`` bumps on every change."""
-
-    item_id: int
-    template: dict[str, Any]
-    skus: list[SimSku]
-    tiers: list[tuple[int, Decimal]]
-    stock: int  # single-spec items only; SKU items sum their SKUs
-    initial_stock: int
-    quirks: Quirks | None = None
-    delisted: bool = False
-    version: int = 0
-
-    def sku(self, sku_id: str) -> SimSku:
-        for sku in self.skus:
-            if sku.sku_id == sku_id:
-                return sku
-        raise KeyError(f"item {self.item_id} has no SKU {sku_id!r}")
-
-    def total_stock(self) -> int:
-        return sum(s.stock for s in self.skus) if self.skus else self.stock
-
-    def truth(self) -> ItemTruth:
-        skus = tuple(
-            SkuTruth(s.sku_id, s.spec_id, s.props_names, s.price, s.stock) for s in self.skus
-        )
-        stock = self.total_stock()
-        return ItemTruth(self.item_id, self.delisted, skus, tuple(self.tiers), stock, stock == 0)
-
-
-@dataclass(frozen=True)
-class SkuTruth:
-    """What a SKU really is, whatever quirks its JSON shows."""
-
-    sku_id: str
-    spec_id: str
-    name: str
-    price: Decimal
-    stock: int
-
-
-@dataclass(frozen=True)
-class ItemTruth:
-    """What an item really is: for tests comparing a parsed offer with the source."""
-
-    item_id: int
-    delisted: bool
-    skus: tuple[SkuTruth, ...]
-    tiers: tuple[tuple[int, Decimal], ...]
-    stock: int
-    sold_out: bool
-
-
-@dataclass(frozen=True)
-class Event:
-    """One change to an item (see :mod:`monitor.simulator.market`): ``kind`` is price,
-    stock, sold_out, restock, tiers, delist or relist."""
-
-    item_id: int
-    kind: str
-    sku_id: str | None
-    detail: str
 
 
 @cache
@@ -412,88 +300,3 @@ def generate_item(seed: int, item_id: int, *, variants: bool = False) -> SimItem
     stock = 0 if count or rng.random() < 0.03 else rng.randint(10, 99999)
     quirks = pick_quirks(rng, has_skus=bool(count), has_tiers=bool(tiers)) if variants else None
     return SimItem(item_id, template, skus, tiers, stock, stock or 100, quirks)
-
-
-def render(item: SimItem) -> dict[str, Any]:
-    """The item's current ``data`` object (a new dict; quirks applied when it has some)."""
-    t = item.template
-    prices = [s.price for s in item.skus] + [p for _, p in item.tiers]
-    low, high = min(prices), max(prices)
-    stock = item.total_stock()
-    tiers = [{"beginAmount": str(q), "price": money(p)} for q, p in item.tiers]
-    begin = item.tiers[0][0] if item.tiers else t["tiered_price_info"]["begin_num"]
-    data = dict(t)
-    data["price_info"] = {
-        "price": money(item.tiers[-1][1] if item.tiers else low),
-        "price_min": money(low),
-        "price_max": money(high),
-        "origin_price_min": t["price_info"]["origin_price_min"],
-        "origin_price_max": t["price_info"]["origin_price_max"],
-        "discount_price": t["price_info"]["discount_price"],
-    }
-    data["tiered_price_info"] = {"begin_num": begin, "prices": tiers}
-    data["sku_price_scale"] = money(low) if low == high else f"{money(low)}-{money(high)}"
-    data["sku_price_range"] = {
-        "begin_num": begin,
-        "stock": stock,
-        "sku_param": copy.deepcopy(tiers),
-        "mix_param": dict(t["sku_price_range"]["mix_param"]),
-    }
-    data["skus"] = [
-        {
-            "skuid": s.sku_id,
-            "specid": s.spec_id,
-            "sale_price": money(s.price),
-            "origin_price": s.extra["origin_price"],
-            "stock": s.stock,
-            "props_ids": s.props_ids,
-            "props_names": s.props_names,
-            "sale_count": s.extra["sale_count"],
-            "package_info": dict(s.extra["package_info"]),
-        }
-        for s in item.skus
-    ]
-    data["is_sold_out"] = stock == 0
-    data["stock"] = stock
-    if item.quirks is not None:
-        apply_quirks(data, item.quirks)
-    return data
-
-
-def strip_prices(data: dict[str, Any]) -> None:
-    """Remove every price from a rendered ``data`` object (the NO_PRICES mode)."""
-    for key in ("price_info", "tiered_price_info", "sku_price_range", "sku_price_scale"):
-        data.pop(key, None)
-    for sku in data.get("skus", []):
-        sku["sale_price"] = None
-        sku.pop("origin_price", None)
-
-
-def encode(value: Any) -> bytes:
-    """Compact UTF-8 JSON; a ``Decimal`` becomes a JSON number with exactly its digits."""
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-    except TypeError:
-        parts: list[str] = []
-        _encode_into(value, parts)
-        return "".join(parts).encode()
-
-
-def _encode_into(value: Any, out: list[str]) -> None:
-    if isinstance(value, Decimal):
-        out.append(f"{value:f}")
-    elif isinstance(value, dict):
-        out.append("{")
-        for index, (key, item) in enumerate(value.items()):
-            out.append(("," if index else "") + json.dumps(str(key), ensure_ascii=False) + ":")
-            _encode_into(item, out)
-        out.append("}")
-    elif isinstance(value, list | tuple):
-        out.append("[")
-        for index, item in enumerate(value):
-            if index:
-                out.append(",")
-            _encode_into(item, out)
-        out.append("]")
-    else:
-        out.append(json.dumps(value, ensure_ascii=False))

@@ -32,7 +32,7 @@ of a promotion is a rise (not alerted by default), so a SKU cut again
 later alerts only when the cut goes deeper; the other SKUs, sell-outs,
 restocks and quantity breaks alert every cycle.
 
-Pure state changes on :class:`~monitor.simulator.catalog.SimItem`; no I/O, no
+Pure state changes on :class:`~monitor.simulator.model.SimItem`; no I/O, no
 clock, no locking (the simulator holds its lock around every call).
 """
 
@@ -43,7 +43,7 @@ from collections import deque
 from collections.abc import Callable
 from decimal import ROUND_DOWN, Decimal
 
-from monitor.simulator.catalog import CENT, Event, SimItem, SimSku, money
+from monitor.simulator.model import CENT, Event, SimItem, SimSku, money
 
 __all__ = ["MARKET_EVERY", "MOVES", "Market", "evolve_item"]
 

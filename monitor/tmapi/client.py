@@ -1,26 +1,18 @@
-"""Async HTTP client for TMAPI's ``GET /1688/item_detail``.
+"""Async HTTP client for TMAPI's ``GET /1688/item_detail``: requests, retries, pools.
 
 :class:`TmapiClient` sends the request, enforces one overall deadline per
-attempt (connect, headers and the whole body), decodes the JSON with
-``Decimal`` for every non-integer number, and returns the ``data`` object
-untouched; turning it into an ``Offer`` is :mod:`monitor.tmapi.parse`'s job.
+attempt (connect, headers and the whole body), retries retryable errors
+with backoff (:func:`backoff_delay`), and returns the ``data`` object
+untouched. What an answer means is :mod:`monitor.tmapi.answers`' job, how
+to reach TMAPI :mod:`monitor.tmapi.settings`', and turning ``data`` into an
+``Offer`` :mod:`monitor.tmapi.parse`'s.
 
-Every failure leaves this module as a :class:`~monitor.errors.TmapiError`,
-decided in one place, :func:`error_for_code` (fed by :func:`interpret`)::
+Every failure leaves this module as a :class:`~monitor.errors.TmapiError`:
+the answers as :mod:`monitor.tmapi.answers` maps them, and these::
 
-    TMAPI code (HTTP 200)   HTTP status           error                    retried
-    417                     417                   TmapiItemUnavailable     yes
-    422                     422, other 4xx        TmapiBadRequest          no
-    439                     439                   TmapiQuotaExhausted      no
-    499                     499                   TmapiTimeout             yes
-    500                     500, other 5xx        TmapiServerError         yes
-    503                     503, 429              TmapiRateLimited         yes (Retry-After)
-    401, 403                401, 403              TmapiAuthError           no
-    other                   3xx                   TmapiBadResponse         yes
-    invalid/truncated JSON, non-object body,
-    code 200 without data                         TmapiBadResponse         yes
     httpx timeouts, overall deadline              TmapiTimeout             yes
     connection errors                             TmapiTransportError      yes
+    undecodable (Content-Encoding) body           TmapiBadResponse         yes
 
 The request URL carries ``apiToken``, so no message here quotes a URL or an
 httpx exception unredacted, foreign exceptions are chained ``from None``,
@@ -31,50 +23,31 @@ Paid calls are counted in :attr:`TmapiClient.calls`, one per request sent.
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import json
 import logging
-import math
-import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
-from datetime import UTC
-from decimal import Decimal
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
-import msgspec
 
-from monitor.domain import LANGUAGES, PollSource
+from monitor.domain import LANGUAGES
 from monitor.errors import (
     ConfigError,
-    TmapiAuthError,
     TmapiBadRequest,
     TmapiBadResponse,
     TmapiError,
-    TmapiItemUnavailable,
-    TmapiQuotaExhausted,
-    TmapiRateLimited,
-    TmapiServerError,
     TmapiTimeout,
     TmapiTransportError,
 )
 from monitor.logs import redact, register_secret
+from monitor.tmapi.answers import MSG_LIMIT, interpret
+from monitor.tmapi.settings import TmapiSettings
 
-__all__ = [
-    "TmapiClient",
-    "TmapiSettings",
-    "backoff_delay",
-    "error_for_code",
-    "interpret",
-    "parse_retry_after",
-]
+__all__ = ["TmapiClient", "backoff_delay"]
 
 log = logging.getLogger(__name__)
 
@@ -82,157 +55,6 @@ ITEM_DETAIL_PATH = "/1688/item_detail"
 USER_AGENT = "monitor-1688/0.1 (+httpx)"
 #: Connections per ``httpx.AsyncClient`` shard (see :class:`TmapiClient`).
 SHARD_SIZE = 4
-#: Longest piece of TMAPI's own ``msg`` quoted in an error message.
-_MSG_LIMIT = 200
-
-#: What each documented TMAPI code means, and the error it becomes.
-_TMAPI_CODES: dict[int, tuple[type[TmapiError], str]] = {
-    417: (TmapiItemUnavailable, "TMAPI could not get the item (it may be delisted)"),
-    422: (TmapiBadRequest, "TMAPI rejected a request parameter (is the item ID valid?)"),
-    439: (TmapiQuotaExhausted, "subscription expired or balance exhausted"),
-    499: (TmapiTimeout, "TMAPI timed out fetching the item from 1688"),
-    500: (TmapiServerError, "TMAPI internal error"),
-    503: (TmapiRateLimited, "TMAPI concurrency limit reached, slow down"),
-}
-
-
-@dataclass(frozen=True)
-class TmapiSettings:
-    """How to reach TMAPI and how hard to try.
-
-    ``timeout`` is the overall deadline of one attempt (connect, headers and
-    the whole body). ``fetch`` makes at most ``max_attempts`` attempts,
-    sleeping a random time in ``[0, min(backoff_max, backoff_base * 2**n)]``
-    between them ("full jitter"), or exactly the server's ``Retry-After``.
-    """
-
-    token: str | None = None
-    base_url: str = "https://api.tmapi.io"
-    timeout: float = 60.0
-    max_attempts: int = 4
-    backoff_base: float = 1.0
-    backoff_max: float = 30.0
-    #: Whose answers these are: the real TMAPI, or the simulator (``--simulate``).
-    source: PollSource = PollSource.TMAPI
-
-    def __post_init__(self) -> None:
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ConfigError("TMAPI base URL must start with http:// or https://")
-        if self.base_url.endswith("/"):
-            object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
-        if not (math.isfinite(self.timeout) and self.timeout > 0):
-            raise ConfigError(
-                f"TMAPI timeout must be a positive number of seconds, not {self.timeout!r}"
-            )
-        if self.max_attempts < 1:
-            raise ConfigError(f"TMAPI max_attempts must be at least 1, not {self.max_attempts!r}")
-        if not (self.backoff_base >= 0 and self.backoff_max >= 0):
-            raise ConfigError("TMAPI backoff_base and backoff_max must not be negative")
-
-    def __repr__(self) -> str:
-        token = "None" if self.token is None else "'***'"
-        return (
-            f"TmapiSettings(token={token}, base_url={redact(self.base_url)!r}, "
-            f"timeout={self.timeout!r}, max_attempts={self.max_attempts!r}, "
-            f"backoff_base={self.backoff_base!r}, backoff_max={self.backoff_max!r}, "
-            f"source={self.source.value!r})"
-        )
-
-    __str__ = __repr__
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> TmapiSettings:
-        """Read ``TMAPI_TOKEN`` (or ``TMAPI_TOKEN_FILE``), ``TMAPI_BASE_URL``, ``TMAPI_TIMEOUT``.
-
-        ``TMAPI_TOKEN_FILE`` names a file holding the token (as Docker
-        secrets provide); surrounding whitespace is stripped. Setting both
-        token variables is an error, and so is an unreadable or empty file.
-        """
-        token = env.get("TMAPI_TOKEN", "").strip() or None
-        token_file = env.get("TMAPI_TOKEN_FILE", "").strip()
-        if token_file:
-            if token is not None:
-                raise ConfigError("TMAPI_TOKEN and TMAPI_TOKEN_FILE are both set; use one")
-            try:
-                token = Path(token_file).read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-                raise ConfigError(
-                    f"TMAPI_TOKEN_FILE: cannot read {token_file!r}: {reason}"
-                ) from None
-            if not token:
-                raise ConfigError(f"TMAPI_TOKEN_FILE: {token_file!r} is empty")
-        kwargs: dict[str, Any] = {"token": token}
-        base_url = env.get("TMAPI_BASE_URL", "").strip()
-        if base_url:
-            if not base_url.startswith(("http://", "https://")):
-                raise ConfigError("TMAPI_BASE_URL must start with http:// or https://")
-            kwargs["base_url"] = base_url
-        raw_timeout = env.get("TMAPI_TIMEOUT", "").strip()
-        if raw_timeout:
-            try:
-                timeout = float(raw_timeout)
-            except ValueError:
-                timeout = math.nan
-            if not (math.isfinite(timeout) and timeout > 0):
-                raise ConfigError(
-                    f"TMAPI_TIMEOUT must be a positive number of seconds, not {raw_timeout!r}"
-                )
-            kwargs["timeout"] = timeout
-        return cls(**kwargs)
-
-
-def error_for_code(
-    code: int,
-    *,
-    item_id: int | None,
-    msg: object = None,
-    http_status: int | None = None,
-    retry_after: float | None = None,
-) -> TmapiError:
-    """The error for a TMAPI ``code`` (or an HTTP status used as one)."""
-    cls: type[TmapiError]
-    if code in _TMAPI_CODES:
-        cls, meaning = _TMAPI_CODES[code]
-    elif code in (401, 403):
-        cls, meaning = TmapiAuthError, "API token missing or rejected (check TMAPI_TOKEN)"
-    elif code == 429:
-        cls, meaning = TmapiRateLimited, "too many requests, slow down"
-    elif 400 <= code < 500:
-        cls, meaning = TmapiBadRequest, "request rejected"
-    elif 500 <= code < 600:
-        cls, meaning = TmapiServerError, "server error"
-    else:
-        cls, meaning = TmapiBadResponse, "unknown TMAPI code"
-    detail = meaning
-    if http_status is not None:
-        detail += f" (HTTP {http_status})"
-    if isinstance(msg, str) and msg.strip():
-        detail += f"; TMAPI says: {redact(msg.strip()[:_MSG_LIMIT])!r}"
-    return cls(detail, item_id=item_id, code=code, retry_after=retry_after)
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date).
-
-    ``now`` is the current Unix time, for dates. Unusable values give ``None``.
-    """
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        return seconds if math.isfinite(seconds) and seconds >= 0 else None
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
 
 
 def backoff_delay(
@@ -252,93 +74,6 @@ def backoff_delay(
     if retry_after is not None:
         return retry_after if retry_after <= cap else None
     return rng.uniform(0.0, min(cap, base * 2.0 ** (attempt - 1)))
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number TMAPI would send")
-
-
-#: Strict JSON with every non-integer number as a ``Decimal`` (from its text, never a float).
-_FAST_DECODER = msgspec.json.Decoder(float_hook=Decimal)
-
-
-def _decode(content: bytes) -> Any:
-    """Decode a body; numbers with a fraction or exponent become ``Decimal``.
-
-    msgspec decodes strict UTF-8 JSON about twice as fast as ``json``, with
-    the same result. Whatever it rejects (invalid JSON, but also what
-    ``json`` accepts and it does not: UTF-16 bodies, lone surrogates) goes
-    through ``json``, so acceptance and error messages are ``json``'s.
-    """
-    try:
-        return _FAST_DECODER.decode(content)
-    except msgspec.DecodeError:
-        return json.loads(content, parse_float=Decimal, parse_constant=_reject_constant)
-
-
-def _as_code(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
-
-
-def interpret(
-    item_id: int, status: int, headers: httpx.Headers, content: bytes, *, now: float
-) -> dict[str, Any]:
-    """Return the ``data`` object of a TMAPI response, or raise the matching error."""
-    if not 200 <= status < 300:
-        retry_after = parse_retry_after(headers.get("retry-after"), now)
-        if 300 <= status < 400:
-            raise TmapiBadResponse(
-                f"unexpected redirect (HTTP {status}); check TMAPI_BASE_URL",
-                item_id=item_id,
-                code=status,
-            )
-        body_code, body_msg = None, None
-        try:
-            body = _decode(content)
-        except (ValueError, RecursionError):
-            body = None
-        if isinstance(body, dict):
-            body_code, body_msg = _as_code(body.get("code")), body.get("msg")
-        # A documented TMAPI code in the body is more precise than the status.
-        code = body_code if body_code is not None and body_code in _TMAPI_CODES else status
-        raise error_for_code(
-            code, item_id=item_id, msg=body_msg, http_status=status, retry_after=retry_after
-        )
-    try:
-        body = _decode(content)
-    except RecursionError:
-        raise TmapiBadResponse(
-            f"JSON nested too deeply in a {len(content)}-byte response", item_id=item_id
-        ) from None
-    except ValueError as exc:
-        where = f" ({exc.msg} at char {exc.pos})" if isinstance(exc, json.JSONDecodeError) else ""
-        raise TmapiBadResponse(
-            f"invalid or truncated JSON in a {len(content)}-byte response{where}",
-            item_id=item_id,
-        ) from None
-    if not isinstance(body, dict):
-        raise TmapiBadResponse(
-            f"response is a JSON {type(body).__name__}, not an object", item_id=item_id
-        )
-    tmapi_code = _as_code(body.get("code"))
-    if tmapi_code is None:
-        raise TmapiBadResponse("response has no numeric 'code'", item_id=item_id)
-    if tmapi_code != 200:
-        raise error_for_code(tmapi_code, item_id=item_id, msg=body.get("msg"))
-    data = body.get("data")
-    if not isinstance(data, dict) or not data:
-        raise TmapiBadResponse(
-            "code 200 without data (data is missing, null or empty)",
-            item_id=item_id,
-            code=tmapi_code,
-        )
-    return data
 
 
 class TmapiClient:
@@ -571,7 +306,7 @@ class TmapiClient:
 
 def _describe(exc: Exception) -> str:
     """A transport failure in words, without any URL or secret."""
-    text = redact(str(exc).strip())[:_MSG_LIMIT]
+    text = redact(str(exc).strip())[:MSG_LIMIT]
     if "://" in text:  # never quote a URL, even a redacted one
         text = ""
     name = type(exc).__name__

@@ -19,13 +19,13 @@ import string
 from collections.abc import Collection, Mapping
 from datetime import time
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import apprise
 
 from monitor.errors import ConfigError
+from monitor.settings import env_secret
 from monitor.watchlist.model import TEMPLATE_FIELDS, QuietHours
 from monitor.watchlist.urls import apprise_quietly
 
@@ -333,30 +333,7 @@ def expand_variables(template: str, env: Mapping[str, str]) -> tuple[str, tuple[
 def variable_value(name: str, env: Mapping[str, str]) -> str | None:
     """The value of ``${name}``: ``env[name]``, else the content of the file named by
     ``env[name + "_FILE"]``; ``None`` when neither is set (see :func:`expand_variables`)."""
-    direct = env.get(name)
-    file_variable = f"{name}_FILE"
-    file_name = env.get(file_variable, "").strip()
-    if not file_name:
-        return direct
-    if direct:
-        raise ConfigError(f"${{{name}}}: {name} and {file_variable} are both set; keep one")
-    try:
-        text = Path(file_name).expanduser().read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        if isinstance(exc, OSError):
-            reason = exc.strerror or type(exc).__name__
-        else:
-            reason = "not UTF-8 text"
-        raise ConfigError(
-            f"${{{name}}}: {file_variable} names {show_value(file_name, 300)}, "
-            f"which cannot be read ({reason})"
-        ) from None
-    value = text.strip()
-    if not value:
-        raise ConfigError(
-            f"${{{name}}}: the file {show_value(file_name, 300)} ({file_variable}) is empty"
-        )
-    return value
+    return env_secret(env, name, shown=f"${{{name}}}")
 
 
 def check_apprise_url(url: str, template: str) -> str:

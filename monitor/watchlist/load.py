@@ -38,9 +38,11 @@ from types import MappingProxyType
 from typing import Any
 
 from monitor.domain import LANGUAGES, ChangeKind
-from monitor.durations import format_duration, parse_duration
+from monitor.durations import parse_duration
 from monitor.errors import ConfigError
 from monitor.logs import register_secret
+from monitor.settings import environment
+from monitor.watchlist.advice import advise
 from monitor.watchlist.fields import (
     check_apprise_url,
     check_template,
@@ -78,8 +80,6 @@ ENV_OVERRIDES = {
     "MONITOR_MAX_REQUESTS_PER_SECOND": "max_requests_per_second",
 }
 #: Intervals below this are accepted with a warning: every TMAPI call is paid.
-SHORT_INTERVAL = timedelta(minutes=1)
-_DAY = timedelta(days=1)
 _ENV_NEEDS = {
     "max_concurrency": "a whole number, 1 or more",
     "max_requests_per_second": "a number above 0, at most 1000",
@@ -117,9 +117,10 @@ _HOME_OF = {
 }
 
 
-def load_watchlist(path: Path, env: Mapping[str, str] = os.environ) -> Watchlist:
+def load_watchlist(path: Path, env: Mapping[str, str] | None = None) -> Watchlist:
     """Read and validate the watchlist at ``path``; ``${VAR}``s and setting
-    overrides come from ``env``. Raises :class:`WatchlistError` (a ``ConfigError``)."""
+    overrides come from ``env`` (default: :func:`monitor.settings.environment`).
+    Raises :class:`WatchlistError` (a ``ConfigError``)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -138,9 +139,10 @@ def load_watchlist(path: Path, env: Mapping[str, str] = os.environ) -> Watchlist
 
 
 def parse_watchlist(
-    text: str, *, path: str | os.PathLike[str], env: Mapping[str, str] = os.environ
+    text: str, *, path: str | os.PathLike[str], env: Mapping[str, str] | None = None
 ) -> Watchlist:
     """Validate watchlist TOML ``text``; ``path`` is only used to name the file in messages."""
+    env = environment() if env is None else env
     report = _Report(str(path))
     try:
         data = tomllib.loads(text)
@@ -163,7 +165,8 @@ def parse_watchlist(
     if report.problems:
         raise WatchlistError(report.problems)
 
-    _warn(defaults, own_defaults, items, targets, report)
+    for where, about, message in advise(defaults, own_defaults, items, targets):
+        report.warn(where, about, message)
     return Watchlist(
         path=Path(path),
         settings=settings,
@@ -426,44 +429,3 @@ def _parse_items(
             item = Item(id=item_id, name=name, rules=dataclasses.replace(defaults, **own))
             items.append((item, own))
     return items
-
-
-def _warn(
-    defaults: Rules,
-    own_defaults: Mapping[str, Any],
-    items: list[tuple[Item, dict[str, Any]]],
-    targets: Mapping[str, Target],
-    report: _Report,
-) -> None:
-    """Record what is valid but probably not what the author wants."""
-    if "interval" in own_defaults and defaults.interval < SHORT_INTERVAL:
-        report.warn("defaults", "interval", _short_interval(defaults.interval))
-    used = set(defaults.notify)
-    for index, (item, own) in enumerate(items):
-        used.update(item.rules.notify)
-        rules, entry = item.rules, f"items[{index}] (id {item.id})"
-        if not rules.enabled:
-            continue
-        if "interval" in own and rules.interval < SHORT_INTERVAL:
-            report.warn(entry, "interval", _short_interval(rules.interval))
-        if not rules.notify:
-            report.warn(entry, "notify", "empty: changes are recorded but nobody is told")
-        for key, kind in (("target_price", "target_price"), ("low_stock", "low_stock")):
-            value = getattr(rules, key)
-            if value is not None and kind not in rules.alert_on:
-                report.warn(entry, key, f'{value} never alerts: alert_on lacks "{kind}"')
-            if kind in own.get("alert_on", ()) and value is None:
-                report.warn(entry, "alert_on", f'"{kind}" never alerts: {key} is not set')
-    for name in targets:
-        if name not in used:
-            report.warn(f"targets.{name}", None, "not used by any item")
-    if not any(item.rules.enabled for item, _ in items):
-        report.warn(None, None, "no enabled [[items]]: nothing will be polled")
-
-
-def _short_interval(interval: timedelta) -> str:
-    calls = round(_DAY / interval)
-    return (
-        f"{format_duration(interval)} is under a minute; every TMAPI call is paid "
-        f"(about {calls:,} calls a day per item)"
-    )

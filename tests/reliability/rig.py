@@ -30,7 +30,7 @@ from monitor.db.store import Store
 from monitor.domain import Offer
 from monitor.notify.sender import AppriseSender
 from monitor.simulator.server import SimulatedTmapi
-from monitor.tmapi.client import TmapiSettings
+from monitor.tmapi.settings import TmapiSettings
 from monitor.watchlist.load import load_watchlist
 from tests.clocks import FakeClock, no_sleep
 

@@ -21,7 +21,6 @@ exactly once.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -52,10 +51,7 @@ X, Y, Z = 8001, 8002, 8003
 ITEMS = [X, Y, Z]
 
 
-@pytest.fixture
-def sim() -> Iterator[SimulatedTmapi]:
-    with SimulatedTmapi(items=ITEMS, token=TOKEN) as server:
-        yield server
+pytestmark = pytest.mark.sim(items=ITEMS, token=TOKEN)
 
 
 def drop_price(sim: SimulatedTmapi, item_id: int) -> Decimal:

@@ -15,7 +15,6 @@ the daemon's writes (polls, changes, outbox, delivery marks) all succeed.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,7 +22,8 @@ import pytest
 import sqlalchemy as sa
 
 from monitor.db.engine import make_engine, upgrade
-from monitor.simulator.server import Mode, SimulatedTmapi
+from monitor.simulator.item_detail import Mode
+from monitor.simulator.server import SimulatedTmapi
 from tests.receivers import free_port
 from tests.reliability.harness import (
     HoldingWebhook,
@@ -45,10 +45,7 @@ ITEMS = [9001, 9002, 9003, 9004]
 CHANGED = 9001
 
 
-@pytest.fixture
-def sim() -> Iterator[SimulatedTmapi]:
-    with SimulatedTmapi(items=ITEMS, token=TOKEN) as server:
-        yield server
+pytestmark = pytest.mark.sim(items=ITEMS, token=TOKEN)
 
 
 def drop_price(sim: SimulatedTmapi, item_id: int) -> None:

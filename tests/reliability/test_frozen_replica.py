@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import signal
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,7 +20,8 @@ import pytest
 import sqlalchemy as sa
 
 from monitor.db.engine import make_engine, upgrade
-from monitor.simulator.server import Mode, SimulatedTmapi
+from monitor.simulator.item_detail import Mode
+from monitor.simulator.server import SimulatedTmapi
 from tests.reliability.harness import (
     HoldingWebhook,
     MonitorProcess,
@@ -41,10 +41,7 @@ T = 9101
 LEASE = 10
 
 
-@pytest.fixture
-def sim() -> Iterator[SimulatedTmapi]:
-    with SimulatedTmapi(items=ITEMS, token=TOKEN) as server:
-        yield server
+pytestmark = pytest.mark.sim(items=ITEMS, token=TOKEN)
 
 
 def poll_times(engine: sa.Engine) -> dict[int, list[float]]:

@@ -9,12 +9,9 @@ a target that stays down ends ``dead``, visibly. SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-
-import pytest
 
 from monitor.db.outbox import OutboxState
 from monitor.db.store import Store
@@ -22,18 +19,6 @@ from tests.receivers import Answer, SmtpReceiver, WebhookReceiver
 from tests.reliability.rig import Rig, make_rig, watchlist_text
 
 ITEM = 7001
-
-
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as server:
-        yield server
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpReceiver]:
-    with SmtpReceiver() as server:
-        yield server
 
 
 async def drop_price(rig: Rig) -> Decimal:
@@ -62,22 +47,22 @@ async def later(rig: Rig, delta: timedelta) -> int:
 
 
 async def test_webhook_500s_then_recovers_delivered_once(
-    store: Store, tmp_path: Path, hook: WebhookReceiver
+    store: Store, tmp_path: Path, webhook: WebhookReceiver
 ) -> None:
-    hook.script("/hook", Answer(500), Answer(500))
-    text = watchlist_text([ITEM], targets={"hook": hook.json_url("/hook")}, notify=["hook"])
+    webhook.script("/hook", Answer(500), Answer(500))
+    text = watchlist_text([ITEM], targets={"hook": webhook.json_url("/hook")}, notify=["hook"])
     async with make_rig(store, tmp_path / "w.toml", text, [ITEM]) as rig:
         await drop_price(rig)
         assert await rig.deliver() == 0
         assert states(rig) == {"hook": ("pending", 1)}
         assert "500" in rig.notifications()[0].last_error
         assert await later(rig, timedelta(seconds=20)) == 0  # backoff: not before ~30 s
-        assert len(hook.received("/hook")) == 1
+        assert len(webhook.received("/hook")) == 1
         assert await later(rig, timedelta(seconds=20)) == 0  # second try, second 500
         assert await later(rig, timedelta(seconds=80)) == 1  # third try goes through
         assert states(rig) == {"hook": ("sent", 3)}
         assert await later(rig, timedelta(hours=1)) == 0
-    posts = hook.received("/hook")
+    posts = webhook.received("/hook")
     assert len(posts) == 3
     assert len({post.body for post in posts}) == 1  # the same message, tried three times
 
@@ -101,10 +86,10 @@ async def test_smtp_server_down_then_up_delivered_once(
 
 
 async def test_429_with_retry_after_is_honoured(
-    store: Store, tmp_path: Path, hook: WebhookReceiver
+    store: Store, tmp_path: Path, webhook: WebhookReceiver
 ) -> None:
-    hook.script("/hook", Answer(429, {"Retry-After": "600"}))
-    text = watchlist_text([ITEM], targets={"hook": hook.json_url("/hook")}, notify=["hook"])
+    webhook.script("/hook", Answer(429, {"Retry-After": "600"}))
+    text = watchlist_text([ITEM], targets={"hook": webhook.json_url("/hook")}, notify=["hook"])
     async with make_rig(store, tmp_path / "w.toml", text, [ITEM]) as rig:
         await drop_price(rig)
         asked_at = rig.clock.now
@@ -114,19 +99,19 @@ async def test_429_with_retry_after_is_honoured(
         # The backoff alone would retry after ~30 s; the service asked for ten minutes.
         assert await later(rig, timedelta(minutes=5)) == 0
         assert await later(rig, timedelta(minutes=4, seconds=59)) == 0
-        assert len(hook.received("/hook")) == 1
+        assert len(webhook.received("/hook")) == 1
         assert await later(rig, timedelta(seconds=2)) == 1
         assert states(rig) == {"hook": ("sent", 2)}
-    assert len(hook.received("/hook")) == 2
+    assert len(webhook.received("/hook")) == 2
 
 
 async def test_one_target_down_while_the_other_works(
-    store: Store, tmp_path: Path, hook: WebhookReceiver, smtp: SmtpReceiver
+    store: Store, tmp_path: Path, webhook: WebhookReceiver, smtp: SmtpReceiver
 ) -> None:
     """Mail gets the message once at once; the webhook, down for good, ends ``dead``
     after ``dead_after``, and its retries never send the mail again."""
-    hook.always("/hook", Answer(503))
-    targets = {"hook": hook.json_url("/hook"), "mail": smtp.mailto_url()}
+    webhook.always("/hook", Answer(503))
+    targets = {"hook": webhook.json_url("/hook"), "mail": smtp.mailto_url()}
     text = watchlist_text([ITEM], targets=targets, notify=["hook", "mail"], dead_after="1h")
     async with make_rig(store, tmp_path / "w.toml", text, [ITEM]) as rig:
         await drop_price(rig)
@@ -141,4 +126,4 @@ async def test_one_target_down_while_the_other_works(
         assert "503" in dead.last_error
         assert await later(rig, timedelta(hours=1)) == 0
     assert len(smtp.messages) == 1
-    assert len(hook.received("/hook")) == attempts
+    assert len(webhook.received("/hook")) == attempts

@@ -19,7 +19,8 @@ from pathlib import Path
 from monitor.daemon.service import DaemonOptions
 from monitor.db.records import PollOutcome
 from monitor.db.store import Store
-from monitor.simulator.server import Mode, SimulatedTmapi
+from monitor.simulator.item_detail import Mode
+from monitor.simulator.server import SimulatedTmapi
 from tests.receivers import WebhookReceiver
 from tests.reliability.rig import make_rig, outcomes, watchlist_text
 
