@@ -12,15 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from monitor.alerts.groups import failure_group, group
 from monitor.alerts.model import Alert
-from monitor.alerts.rules import (
-    RECOVERED,
-    RuleState,
-    evaluate,
-    evaluate_failure,
-    failure_group,
-    group,
-)
+from monitor.alerts.rules import RECOVERED, RuleState, evaluate, evaluate_failure
 from monitor.alerts.state import SentAlert, SkuMemory
 from monitor.diff import diff
 from monitor.domain import Change, ChangeKind, Offer, Sku, Tier
