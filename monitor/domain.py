@@ -90,8 +90,10 @@ class ChangeKind(StrEnum):
     POLL_FAILING = "poll_failing"
 
 
-#: The kinds a diff of two polls produces; the rest come from the alert rules.
-OFFER_CHANGES = tuple(ChangeKind)[:10]
+#: The kinds only the alert rules produce, never a diff.
+RULE_KINDS = frozenset({ChangeKind.TARGET_PRICE, ChangeKind.LOW_STOCK, ChangeKind.POLL_FAILING})
+#: The kinds a diff of two polls produces.
+OFFER_CHANGES = tuple(kind for kind in ChangeKind if kind not in RULE_KINDS)
 
 
 class PollSource(StrEnum):
